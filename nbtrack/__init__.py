@@ -1,0 +1,130 @@
+"""nbtrack: notebooks as tracked, re-runnable experiments.
+
+In a notebook::
+
+    %load_ext nbtrack
+
+and every cell execution, the ``parameters`` cell, metric-like variables and
+every displayed figure are recorded into an MLflow run (and Delta tables).
+Nothing runs at import: the extension starts when IPython loads it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtrack.capture.session import RunHandle
+    from nbtrack.query.compare import Comparison
+
+__all__ = [
+    "__version__",
+    "compare",
+    "current_run",
+    "flush",
+    "load_ipython_extension",
+    "log",
+    "log_figure",
+    "log_params",
+    "read_delta",
+    "read_table",
+    "rerun",
+    "runs",
+    "sweep",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbtrack``: start capturing this kernel's cells."""
+    from nbtrack.capture.extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbtrack``: end the run and remove every hook nbtrack installed."""
+    from nbtrack.capture.extension import unload
+
+    unload(ipython)
+
+
+def log(step: int | None = None, **metrics: float) -> None:
+    """Log metric values (``nbtrack.log(loss=0.3, acc=0.9, step=epoch)``) to the current run."""
+    from nbtrack.capture.session import current_session
+
+    current_session().log_metrics(metrics, step=step)
+
+
+def log_params(params: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Log parameters; a changed value of an already logged key starts a new run."""
+    from nbtrack.capture.session import current_session
+
+    current_session().log_params({**(params or {}), **kwargs}, source="api")
+
+
+def log_figure(figure: Any, name: str | None = None) -> None:
+    """Log a matplotlib/plotly figure, a PIL image or raw PNG/SVG bytes as an artifact."""
+    from nbtrack.capture.session import current_session
+
+    current_session().log_figure(figure, name=name)
+
+
+def current_run() -> RunHandle | None:
+    """The run being recorded now (key, MLflow run id once delivered, params), or None."""
+    from nbtrack.capture.session import current_session
+
+    return current_session().current_run()
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything captured so far is in the tracking store; True if it is."""
+    from nbtrack.capture.session import current_session
+
+    return current_session().flush(timeout)
+
+
+def runs(notebook: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    """The runs of a notebook (default: this one) as a DataFrame, newest first."""
+    from nbtrack.query.runs import list_runs
+
+    return list_runs(notebook, **kwargs)
+
+
+def compare(*run_ids: str, **kwargs: Any) -> Comparison:
+    """Compare runs: params diff, metrics (last/best), curves, figures; renders as HTML."""
+    from nbtrack.query.compare import compare as _compare
+
+    return _compare(list(run_ids), **kwargs)
+
+
+def read_delta(uri: str, version: int | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Read a Delta table as a DataFrame and record it (uri, version, schema, profile) as an input."""
+    from nbtrack.lineage import read_delta as _read_delta
+
+    return _read_delta(uri, version=version, **kwargs)
+
+
+def read_table(name: str, **kwargs: Any) -> Any:
+    """Read a table through the live Spark session and record it as an input."""
+    from nbtrack.lineage import read_table as _read_table
+
+    return _read_table(name, **kwargs)
+
+
+def sweep(notebook: str, params: dict[str, list[Any]] | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Execute a notebook over a grid (or random sample) of parameters; one child run each."""
+    from nbtrack.rerun.sweep import sweep as _sweep
+
+    return _sweep(notebook, params or {}, **kwargs)
+
+
+def rerun(run_id: str, **kwargs: Any) -> pd.DataFrame:
+    """Re-execute the notebook snapshot of a run with its params (plus overrides)."""
+    from nbtrack.rerun.rerun import rerun as _rerun
+
+    return _rerun(run_id, **kwargs)

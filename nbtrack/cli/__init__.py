@@ -1,0 +1,1 @@
+"""The ``nbtrack`` command line: one module per command, registered in ``main.COMMANDS``."""

@@ -1,0 +1,61 @@
+"""Entry point of the ``nbtrack`` command.
+
+Each command lives in its own module ``nbtrack.cli.<name>`` exposing
+``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``.
+Errors of the ``NbtrackError`` family become one line on stderr and their
+documented exit code (2 usage, 3 not found, 4 store unavailable, 5 execution
+failed, 1 other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from nbtrack.errors import NbtrackError
+
+#: Command modules, in the order ``nbtrack --help`` lists them.
+COMMANDS = ["runs", "compare", "sweep", "rerun", "recover", "lake", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nbtrack import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nbtrack",
+        description="Tracked, re-runnable notebook experiments (MLflow + Delta).",
+    )
+    parser.add_argument("--version", action="version", version=f"nbtrack {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"nbtrack.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nbtrack.cli.{name}":
+                continue  # command not built yet
+            raise
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except NbtrackError as exc:
+        print(f"nbtrack {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

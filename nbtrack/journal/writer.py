@@ -1,0 +1,72 @@
+"""Appends events to the session's journal before the cell returns.
+
+Each event is one ``os.write`` of a full line on an ``O_APPEND`` file, so it is
+in the operating system's hands (and survives the kernel being killed) as soon
+as :meth:`JournalWriter.append` returns. ``fsync=True`` also survives a power
+cut, at about a millisecond per event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from nbtrack.events import Event, event_id
+
+
+class JournalWriter:
+    """Single writer of one session's journal (thread-safe within the kernel)."""
+
+    def __init__(self, journal_dir: Path, session: str, *, fsync: bool = False) -> None:
+        self.journal_dir = Path(journal_dir)
+        self.session = session
+        self.fsync = fsync
+        self.path = self.journal_dir / f"{session}.jsonl"
+        self.blob_dir = self.journal_dir / f"{session}.blobs"
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last event written."""
+        return self._seq
+
+    def append(self, type_: str, run: str | None = None, **payload: Any) -> Event:
+        with self._lock:
+            self._seq += 1
+            event: Event = {
+                "id": event_id(self.session, self._seq),
+                "seq": self._seq,
+                "session": self.session,
+                "t": time.time(),
+                "type": type_,
+            }
+            if run is not None:
+                event["run"] = run
+            event.update(payload)
+            line = json.dumps(event, default=str, separators=(",", ":")) + "\n"
+            os.write(self._fd, line.encode("utf-8"))
+            if self.fsync:
+                os.fsync(self._fd)
+            return event
+
+    def write_blob(self, name: str, data: bytes) -> str:
+        """Store a file beside the journal; returns its path relative to the journal folder."""
+        self.blob_dir.mkdir(exist_ok=True)
+        target = self.blob_dir / name
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return f"{self.blob_dir.name}/{name}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

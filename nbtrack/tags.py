@@ -1,0 +1,20 @@
+"""MLflow tag names nbtrack writes: the storage contract the query layer reads."""
+
+RUN_KEY = "nbtrack.run_key"  # nbtrack's own run key (journal), unique per run
+JOURNAL_SEQ = "nbtrack.journal_seq"  # "<session>:<seq>" last journal event delivered into the run
+NOTEBOOK = "nbtrack.notebook"  # notebook path relative to the project
+SESSION = "nbtrack.session"  # kernel session id
+GIT_COMMIT = "nbtrack.git_commit"  # full SHA
+GIT_BRANCH = "nbtrack.git_branch"
+GIT_DIRTY = "nbtrack.git_dirty"  # "true" / "false"
+CELLS = "nbtrack.cells"  # number of cell executions
+OUT_OF_ORDER = "nbtrack.out_of_order"  # cells executed out of top-to-bottom order
+ORIGIN = "nbtrack.origin"  # interactive | papermill | sweep | rerun
+SWEEP_ID = "nbtrack.sweep_id"
+RERUN_OF = "nbtrack.rerun_of"
+PAPERMILL_INPUT = "nbtrack.papermill.input_path"
+PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
+PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own
+RUN_NAME = "mlflow.runName"  # MLflow's own
+SOURCE_NAME = "mlflow.source.name"
+SOURCE_TYPE = "mlflow.source.type"
