@@ -1,0 +1,317 @@
+"""``nbtrack demo``: execute the quickstart notebook with nbtrack loaded and show its run.
+
+The quickstart (a scikit-learn model on a bundled dataset, two figures) is
+copied into a folder (``./nbtrack-demo`` unless ``--dir``), executed there with
+papermill, and once its run is in the tracking store the command prints what
+nbtrack recorded: params, metrics (last value), figures, and how to open the
+store in ``mlflow ui`` or ``nbtrack runs``::
+
+    nbtrack demo
+    nbtrack demo --dir /tmp/try-nbtrack -p max_depth=3
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from nbtrack import env
+from nbtrack.errors import ExecutionFailed, NbtrackError, UsageProblem
+from nbtrack.project import Project
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+    from rich.console import Console
+
+NOTEBOOK_NAME = "quickstart.ipynb"
+OUTPUT_NAME = "quickstart.output.ipynb"
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the quickstart notebook with nbtrack and show its tracked run",
+        description=(
+            "Copy nbtrack's quickstart notebook (a scikit-learn model on a bundled dataset) "
+            "into a folder, execute it with papermill and %load_ext nbtrack, wait until its "
+            "run is in the tracking store, then print the run: params, metrics, figures."
+        ),
+    )
+    parser.add_argument(
+        "--dir", default="nbtrack-demo", metavar="DIR",
+        help="folder to run the demo in (created if missing; default: ./nbtrack-demo). "
+        "An existing quickstart.ipynb there is run as it is, so you can edit it and run again.",
+    )
+    parser.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="override a value of the notebook's parameters cell (repeatable), "
+        "e.g. -p max_depth=3 -p n_estimators=100",
+    )
+    parser.add_argument(
+        "--kernel", default=None, metavar="NAME",
+        help="Jupyter kernel to execute with (default: the notebook's, python3)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS",
+        help="how long to wait for the run to reach the store after execution (default: 60)",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    params = parse_params(args.param)
+    if args.timeout <= 0:
+        raise UsageProblem(f"--timeout must be positive, not {args.timeout}")
+    folder = Path(args.dir).expanduser().resolve()
+    notebook = prepare_notebook(folder, console)
+    output = folder / OUTPUT_NAME
+    store = DemoStore.for_notebook(notebook)
+
+    console.print(f"Executing [bold]{notebook}[/] with papermill (nbtrack loaded) …")
+    started_ms = int(time.time() * 1000) - 1000
+    failure = execute(notebook, output, params, kernel=args.kernel)
+    try:
+        run_ = store.wait_for_run(started_ms, timeout=args.timeout)
+    except NbtrackError as exc:
+        if failure is None:
+            raise
+        raise ExecutionFailed(f"the notebook failed: {failure} (see {output}); {exc}") from None
+    show_run(console, store, run_, output)
+    if failure is not None:
+        raise ExecutionFailed(f"the notebook failed: {failure} (see {output})")
+    return 0
+
+
+def parse_params(raw: list[str]) -> dict[str, Any]:
+    """``["max_depth=3", "name=abc"]`` -> ``{"max_depth": 3, "name": "abc"}``."""
+    params: dict[str, Any] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UsageProblem(f"-p takes NAME=VALUE (e.g. -p max_depth=3), not {item!r}")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def shipped_notebook() -> Path:
+    """The quickstart notebook shipped inside the package."""
+    path = Path(str(resources.files("nbtrack") / "examples" / NOTEBOOK_NAME))
+    if not path.is_file():
+        raise NbtrackError(f"nbtrack's quickstart notebook is missing from the install ({path})")
+    return path
+
+
+def prepare_notebook(folder: Path, console: Console) -> Path:
+    """``folder/quickstart.ipynb``: the user's copy if there is one, else a fresh copy."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageProblem(f"--dir {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"cannot create {folder}: {exc.strerror or exc}") from None
+    notebook = folder / NOTEBOOK_NAME
+    if notebook.is_file():
+        if notebook.read_bytes() != shipped_notebook().read_bytes():
+            console.print(f"Running your edited copy {notebook} (delete it to start afresh).")
+    else:
+        shutil.copyfile(shipped_notebook(), notebook)
+    return notebook
+
+
+def execute(
+    notebook: Path, output: Path, params: dict[str, Any], *, kernel: str | None
+) -> str | None:
+    """Run the notebook with papermill; the failing cell's error as text, None on success."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    # A papermill kernel is not told its notebook's path: nbtrack's own executions say it here.
+    overrides = {
+        env.NOTEBOOK.name: str(notebook),
+        env.PAPERMILL_OUTPUT.name: str(output),
+    }
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(notebook.parent),
+            progress_bar=sys.stderr.isatty(),
+        )
+    except PapermillExecutionError as exc:
+        if exc.ename == "ModuleNotFoundError" and exc.evalue == "No module named 'nbtrack'":
+            raise ExecutionFailed(
+                f"the Jupyter kernel {kernel or 'python3'!r} runs a Python without nbtrack; "
+                f"register this one with `{sys.executable} -m ipykernel install --user` "
+                "or pick another with --kernel"
+            ) from None
+        return f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # kernel missing, papermill refusing the notebook …
+        raise ExecutionFailed(f"papermill could not execute {notebook}: {exc}") from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return None
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """The tracking store and experiment the demo notebook's runs go to (same rule as capture)."""
+
+    project: Project
+    tracking_uri: str
+    experiment: str
+
+    @classmethod
+    def for_notebook(cls, notebook: Path) -> DemoStore:
+        from nbtrack.config import NbtrackConfig, apply_sources
+        from nbtrack.sinks.mlflow_store import tracking_uri_for
+
+        project = Project.for_notebook(notebook)
+        config = NbtrackConfig()
+        apply_sources(config, project.root)
+        if config.project_dir:
+            project = Project(Path(config.project_dir).expanduser().resolve())
+        uri = tracking_uri_for(project, config.tracking_uri)
+        return cls(project, uri, project.experiment_name(notebook))
+
+    def client(self) -> MlflowClient:
+        from nbtrack.sinks.mlflow_store import open_client
+
+        return open_client(self.tracking_uri)
+
+    def wait_for_run(self, started_ms: int, *, timeout: float) -> Run:
+        """The run that started after ``started_ms``, once it has a terminal status."""
+        deadline = time.monotonic() + timeout
+        latest: Run | None = None
+        while True:
+            latest = self._newest_run(started_ms)
+            if latest is not None and latest.info.status in TERMINAL_STATUSES:
+                return latest
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        if latest is None:
+            what = f"no run of experiment {self.experiment!r} reached {self.tracking_uri}"
+        else:
+            what = f"run {latest.info.run_id} is still {latest.info.status}"
+        raise NbtrackError(
+            f"{what} within {timeout:g} s of the notebook's end; its events are kept in "
+            f"{self.project.journal_dir}: `nbtrack recover` delivers them "
+            "(or wait longer with --timeout)"
+        )
+
+    def _newest_run(self, started_ms: int) -> Run | None:
+        db = self.tracking_uri.removeprefix("sqlite:///")
+        if db != self.tracking_uri and not Path(db).is_file():
+            return None  # never create the store from here: capture does
+        client = self.client()
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            return None
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"attributes.start_time >= {started_ms}",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+
+def show_run(console: Console, store: DemoStore, run_: Run, output: Path) -> None:
+    from rich.table import Table
+
+    client = store.client()
+    info, data = run_.info, run_.data
+    status_style = "green" if info.status == "FINISHED" else "red"
+    duration = (
+        f"{(info.end_time - info.start_time) / 1000:.1f} s" if info.end_time else "—"
+    )
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("experiment", store.experiment)
+    summary.add_row("run id", info.run_id)
+    summary.add_row("status", f"[{status_style}]{info.status}[/]")
+    summary.add_row("duration", duration)
+    summary.add_row("output notebook", str(output))
+    console.print()
+    console.print(summary)
+
+    params = Table(title="Params", title_justify="left")
+    params.add_column("name")
+    params.add_column("value")
+    for key in sorted(data.params):
+        params.add_row(key, data.params[key])
+    console.print(params)
+
+    metrics = Table(title="Metrics", title_justify="left")
+    metrics.add_column("name")
+    metrics.add_column("last value", justify="right")
+    metrics.add_column("steps", justify="right")
+    for key in sorted(data.metrics):
+        steps = len(client.get_metric_history(info.run_id, key))
+        metrics.add_row(key, f"{data.metrics[key]:.4g}", str(steps))
+    console.print(metrics)
+
+    figures = Table(title="Figures", title_justify="left")
+    figures.add_column("artifact")
+    figures.add_column("file", overflow="fold")
+    for path in figure_artifacts(client, info.run_id):
+        figures.add_row(path, local_artifact(info.artifact_uri, path))
+    console.print(figures)
+
+    console.print()
+    uri = store.tracking_uri
+    console.print("Open it:", soft_wrap=True)
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        console.print(f"  mlflow ui --backend-store-uri {shlex.quote(uri)}", soft_wrap=True)
+    else:
+        console.print(f"  the MLflow UI of {uri}", soft_wrap=True)
+    notebook = shlex.quote(str(output.parent / NOTEBOOK_NAME))
+    console.print(f"  nbtrack runs {notebook}", soft_wrap=True)
+
+
+def figure_artifacts(client: MlflowClient, run_id: str) -> list[str]:
+    """Artifact paths under ``figures/`` (recursively), sorted."""
+    found: list[str] = []
+    pending = ["figures"]
+    while pending:
+        for item in client.list_artifacts(run_id, pending.pop()):
+            (pending if item.is_dir else found).append(item.path)
+    return sorted(found)
+
+
+def local_artifact(artifact_uri: str | None, path: str) -> str:
+    """The file behind an artifact of a local store, else its URI."""
+    if not artifact_uri:
+        return path
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme in ("", "file"):
+        return str(Path(unquote(parsed.path)) / path)
+    return f"{artifact_uri.rstrip('/')}/{path}"
