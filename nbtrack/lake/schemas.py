@@ -1,0 +1,123 @@
+"""The explicit schema of every lake table, in one place.
+
+Schemas evolve by adding columns only: a new column is appended here, and
+writers add it to existing tables (``schema_mode="merge"``); nothing is ever
+renamed, retyped or dropped, so every engine keeps reading old versions.
+The gold ``leaderboard`` also grows one column per param (``params.<key>``)
+and two per metric (``metrics.<key>`` = last value, ``best.<key>``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Columns the upsert tables are keyed on.
+KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "leaderboard": ("run_id",)}
+
+#: Tables written by merge (one row per key) rather than by append.
+UPSERT_TABLES = ("runs", "leaderboard")
+
+# (name, type) per table; types are names resolved by _arrow_type.
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "events": [
+        ("event_id", "string"), ("session", "string"), ("seq", "int64"), ("t", "ts"),
+        ("type", "string"), ("run_key", "string"), ("run_id", "string"),
+        ("payload", "string"), ("ingested", "ts"),
+    ],
+    "runs": [
+        ("run_id", "string"), ("run_key", "string"), ("experiment", "string"),
+        ("notebook", "string"), ("name", "string"), ("status", "string"),
+        ("start", "ts"), ("end", "ts"), ("parent_run_id", "string"), ("sweep_id", "string"),
+        ("origin", "string"), ("git_commit", "string"), ("git_branch", "string"),
+        ("user", "string"), ("session", "string"), ("tracking_uri", "string"),
+        ("updated", "ts"),
+    ],
+    "params": [
+        ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "string"),
+        ("value_json", "string"), ("source", "string"), ("cell_id", "string"), ("t", "ts"),
+        ("event_id", "string"),
+    ],
+    "metrics": [
+        ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "float64"),
+        ("step", "int64"), ("timestamp", "ts"), ("cell_id", "string"),
+        ("exec_count", "int64"), ("event_id", "string"),
+    ],
+    "cells": [
+        ("run_id", "string"), ("run_key", "string"), ("exec_count", "int64"),
+        ("cell_id", "string"), ("source", "string"), ("source_sha", "string"),
+        ("start", "ts"), ("duration_s", "float64"), ("status", "string"),
+        ("error_name", "string"), ("error_value", "string"), ("event_id", "string"),
+    ],
+    "artifacts": [
+        ("run_id", "string"), ("run_key", "string"), ("path", "string"), ("kind", "string"),
+        ("mime", "string"), ("cell_id", "string"), ("exec_count", "int64"), ("t", "ts"),
+        ("event_id", "string"),
+    ],
+    "inputs": [
+        ("run_id", "string"), ("run_key", "string"), ("table_uri", "string"),
+        ("version", "int64"), ("schema_hash", "string"), ("rows", "int64"),
+        ("profile", "string"), ("t", "ts"), ("event_id", "string"),
+    ],
+    "leaderboard": [
+        ("run_id", "string"), ("run_key", "string"), ("experiment", "string"),
+        ("notebook", "string"), ("name", "string"), ("status", "string"), ("start", "ts"),
+        ("end", "ts"), ("parent_run_id", "string"), ("sweep_id", "string"),
+        ("updated", "ts"),
+    ],
+}
+
+#: Run columns shared by ``runs`` and ``leaderboard``: later known values win.
+RUN_FIELDS = tuple(name for name, _ in _COLUMNS["runs"] if name != "run_id")
+LEADERBOARD_RUN_FIELDS = tuple(name for name, _ in _COLUMNS["leaderboard"] if name != "run_id")
+
+PARAM_PREFIX = "params."
+METRIC_PREFIX = "metrics."
+BEST_PREFIX = "best."
+
+
+def columns(table: str) -> list[str]:
+    """The fixed column names of ``table`` (the leaderboard adds more as runs log)."""
+    return [name for name, _ in _COLUMNS[table]]
+
+
+def column_types(table: str) -> dict[str, str]:
+    return dict(_COLUMNS[table])
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "ts": pa.timestamp("us", tz="UTC"),
+    }[name]
+
+
+def schema(table: str) -> pa.Schema:
+    """The pyarrow schema a table is created with."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in _COLUMNS[table]])
+
+
+def leaderboard_type(column: str) -> pa.DataType:
+    """The type of a leaderboard column, including the dynamic params/metrics columns."""
+    fixed = column_types("leaderboard")
+    if column in fixed:
+        return _arrow_type(fixed[column])
+    if column.startswith(PARAM_PREFIX):
+        return _arrow_type("string")
+    return _arrow_type("float64")
+
+
+_FORBIDDEN = set(" ,;{}()\n\t=`")
+
+
+def safe_column(name: str) -> str:
+    """A Delta-legal column name (no column mapping): forbidden characters become ``_``."""
+    return "".join("_" if ch in _FORBIDDEN else ch for ch in name)
