@@ -56,7 +56,7 @@ class NbtrackConfig(Configurable):
     strict = Bool(False, help="Raise capture errors instead of warning (for tests).").tag(config=True)
     lake = Bool(True, help="Also deliver into Delta tables under <project>/.nbtrack/lake.").tag(config=True)
     lake_path = Unicode("", help="Where the Delta tables live (any URI deltalake supports).").tag(config=True)
-    spark_schema = Unicode("", help="catalog.schema to write the tables into through a live Spark session.").tag(config=True)
+    spark_schema = Unicode("", help="catalog.schema for the tables when writing through Spark.").tag(config=True)
     max_param_length = Int(6000, help="Longer param values are truncated (MLflow's limit).").tag(config=True)
     flush_timeout = Float(15.0, help="Seconds nbtrack.flush() and kernel exit wait for delivery.").tag(config=True)
 

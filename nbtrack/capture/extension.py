@@ -1,0 +1,119 @@
+"""Loading and unloading: the hooks nbtrack puts into IPython, and taking every one out again.
+
+Hooks accept ``*args, **kwargs`` so IPython signature changes cannot break a
+cell, and each is wrapped so a failure in nbtrack never reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from nbtrack.capture import session as sessions
+from nbtrack.capture.session import TrackingSession
+from nbtrack.config import NbtrackConfig
+
+
+class Hooks:
+    """IPython event callbacks and display wrappers for one session."""
+
+    def __init__(self, shell: Any, session: TrackingSession) -> None:
+        self.shell = shell
+        self.session = session
+        self._publish: Any = None
+        self._write_format_data: Any = None
+
+    def pre_run_cell(self, *args: Any, **kwargs: Any) -> None:
+        session = self.session
+        if not session.config.enabled:
+            return
+        info = args[0] if args else kwargs.get("info")
+        with session.safety.guard("recording the cell start"):
+            session.pre_cell(getattr(info, "raw_cell", "") or "", getattr(info, "cell_id", None))
+
+    def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
+        session = self.session
+        if not session.config.enabled:
+            session.cell = None
+            return
+        result = args[0] if args else kwargs.get("result")
+        info = getattr(result, "info", None)
+        if info is not None and getattr(info, "silent", False):
+            return
+        with session.safety.guard("recording the cell"):
+            session.post_cell(result)
+
+    def install(self) -> None:
+        events = self.shell.events
+        events.register("pre_run_cell", self.pre_run_cell)
+        events.register("post_run_cell", self.post_run_cell)
+        publisher = self.shell.display_pub
+        self._publish = publisher.publish
+        hooks = self
+
+        def publish(data: Any, *args: Any, **kwargs: Any) -> Any:
+            hooks.session.on_display(data, kwargs.get("transient"))
+            return hooks._publish(data, *args, **kwargs)
+
+        publisher.publish = publish
+        displayhook = self.shell.displayhook
+        self._write_format_data = displayhook.write_format_data
+
+        def write_format_data(format_dict: Any, *args: Any, **kwargs: Any) -> Any:
+            hooks.session.on_display(format_dict)
+            return hooks._write_format_data(format_dict, *args, **kwargs)
+
+        displayhook.write_format_data = write_format_data
+
+    def uninstall(self) -> None:
+        events = self.shell.events
+        for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            try:
+                events.unregister(name, callback)
+            except ValueError:
+                pass
+        # Remove our instance attributes so the class methods show through again.
+        for obj, attr in ((self.shell.display_pub, "publish"), (self.shell.displayhook, "write_format_data")):
+            if attr in vars(obj):
+                delattr(obj, attr)
+
+
+_installed: dict[int, Hooks] = {}
+
+
+def load(shell: Any) -> None:
+    """``%load_ext nbtrack``: a session, its hooks and its magics. Loading twice is harmless."""
+    if id(shell) in _installed:
+        return
+    started = time.perf_counter()
+    config = NbtrackConfig(parent=shell)
+    session = TrackingSession(shell, config)
+    try:
+        session.open()
+    except Exception as exc:  # noqa: BLE001 - a read-only project, a full disk...
+        if config.strict:
+            raise
+        print(f"nbtrack: tracking is off in this kernel: {exc}", file=sys.stderr)
+        return
+    hooks = Hooks(shell, session)
+    hooks.install()
+    _installed[id(shell)] = hooks
+    sessions._sessions.append(session)
+    from nbtrack.magics import NbtrackMagics
+
+    shell.register_magics(NbtrackMagics(shell=shell, session=session))
+    session.load_seconds = time.perf_counter() - started
+
+
+def unload(shell: Any) -> None:
+    hooks = _installed.pop(id(shell), None)
+    if hooks is None:
+        return
+    hooks.uninstall()
+    hooks.session.close()
+    if hooks.session in sessions._sessions:
+        sessions._sessions.remove(hooks.session)
+    magics = shell.magics_manager.magics
+    magics["line"].pop("nbtrack", None)
+    magics["cell"].pop("nbtrack", None)

@@ -1,0 +1,1 @@
+"""Delivery: drain journals into the sinks, from a per-project process or a kernel thread."""

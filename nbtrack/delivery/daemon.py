@@ -1,0 +1,83 @@
+"""The per-project delivery process: ``python -m nbtrack.delivery.daemon PROJECT_DIR``.
+
+Started on demand by the first kernel that needs it, detached in its own
+session so a kernel killed by papermill or by the user leaves nothing
+undelivered. A lock file keeps it single-instance per project; it exits once
+no kernel of the project is alive and nothing has moved for a while.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from nbtrack import env
+from nbtrack.project import Project
+
+POLL_BUSY = 0.1
+POLL_IDLE = 0.5
+
+
+def lock_path(project: Project) -> Path:
+    return project.state_dir / "delivery.lock"
+
+
+def pid_path(project: Project) -> Path:
+    return project.state_dir / "delivery.pid"
+
+
+def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
+    """Deliver until idle (or one full pass with ``once``); returns 0, or 1 if another instance runs."""
+    from filelock import FileLock, Timeout
+
+    from nbtrack.delivery.deliverer import Deliverer
+
+    project.ensure()
+    lock = FileLock(str(lock_path(project)))
+    try:
+        lock.acquire(timeout=0 if not once else 60)
+    except Timeout:
+        return 1
+    try:
+        pid_path(project).write_text(str(os.getpid()))
+        deliverer = Deliverer(project)
+        last_move = time.monotonic()
+        try:
+            while True:
+                moved = deliverer.run_once()
+                if once:
+                    while moved:
+                        moved = deliverer.run_once()
+                    return 0
+                now = time.monotonic()
+                if moved:
+                    last_move = now
+                elif now - last_move > idle_exit and deliverer.live_sessions() == 0:
+                    return 0
+                time.sleep(POLL_BUSY if moved else POLL_IDLE)
+        finally:
+            deliverer.close()
+    finally:
+        try:
+            pid_path(project).unlink()
+        except OSError:
+            pass
+        lock.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nbtrack-delivery", description=__doc__)
+    parser.add_argument("project", type=Path)
+    parser.add_argument("--idle-exit", type=float, default=float(env.DAEMON_IDLE.get("30") or 30))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    return serve(Project(args.project.resolve()), idle_exit=args.idle_exit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

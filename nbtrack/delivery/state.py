@@ -1,0 +1,87 @@
+"""Small files beside each journal that make delivery resumable and observable.
+
+``<session>.<sink>.cursor``   byte offset and seq delivered to that sink
+``<session>.runs.json``       nbtrack run key -> MLflow run id (and where it lives)
+``<session>.status.json``     delivered seq per sink and the current errors, read by the kernel
+Each is written by the single deliverer of that journal, atomically (write + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, default=str))
+    os.replace(tmp, path)
+
+
+class Cursor:
+    def __init__(self, journal_dir: Path, session: str, sink: str) -> None:
+        self.path = journal_dir / f"{session}.{sink}.cursor"
+
+    def load(self) -> tuple[int, int]:
+        value = _read_json(self.path, {})
+        return int(value.get("offset", 0)), int(value.get("seq", 0))
+
+    def save(self, offset: int, seq: int) -> None:
+        _write_json(self.path, {"offset": offset, "seq": seq})
+
+
+class RunIndex(Mapping[str, str]):
+    """Run key -> MLflow run id for one session; a ``Mapping`` so sinks can read it directly."""
+
+    def __init__(self, journal_dir: Path, session: str) -> None:
+        self.path = journal_dir / f"{session}.runs.json"
+        self._data: dict[str, dict[str, Any]] = _read_json(self.path, {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]["run_id"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def info(self, key: str) -> dict[str, Any]:
+        return self._data.get(key, {})
+
+    def set(self, key: str, run_id: str, **info: Any) -> None:
+        self._data[key] = {"run_id": run_id, **info}
+        _write_json(self.path, self._data)
+
+
+class Status:
+    """What the kernel shows: how far delivery got, and what is failing now."""
+
+    def __init__(self, journal_dir: Path, session: str) -> None:
+        self.path = journal_dir / f"{session}.status.json"
+
+    def read(self) -> dict[str, Any]:
+        return _read_json(self.path, {"delivered": {}, "errors": {}})
+
+    def update(self, sink: str, *, seq: int | None = None, error: str | None = None) -> None:
+        value = self.read()
+        if seq is not None:
+            value.setdefault("delivered", {})[sink] = seq
+        errors = value.setdefault("errors", {})
+        if error is None:
+            errors.pop(sink, None)
+        elif errors.get(sink, {}).get("message") != error:
+            errors[sink] = {"message": error, "since": time.time()}
+        value["updated"] = time.time()
+        _write_json(self.path, value)
