@@ -1,0 +1,344 @@
+"""Compare runs: params diff, metrics (last and best), curves, figures and changed cells.
+
+``compare(["id1", "id2"])`` returns a :class:`Comparison`. It renders itself as
+HTML in a notebook, turns into one DataFrame with ``to_pandas()``, and into a
+JSON-ready dict with ``to_dict()`` (the shape the JupyterLab server returns,
+documented on that method). Runs may come from different notebooks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from nbtrack import tags
+from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
+from nbtrack.query.runs import metric_value
+from nbtrack.query.store import ProjectLike, resolve_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+Direction = Literal["min", "max"]
+#: Words that make a metric lower-is-better when its name (split on ``_``) contains one.
+LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
+#: Version of the ``to_dict()`` shape; bumped on any incompatible change.
+SCHEMA_VERSION = 1
+
+
+def metric_direction(name: str) -> Direction:
+    """``"min"`` for losses and errors (``val_loss``, ``test_rmse``), ``"max"`` for the rest."""
+    words = {w for w in re.split(r"[^0-9a-z]+", name.lower()) if w}
+    return "min" if words & LOWER_IS_BETTER else "max"
+
+
+def json_number(value: float | int | None) -> float | int | str | None:
+    """A number JSON can carry: NaN and infinities become ``"nan"``, ``"inf"``, ``"-inf"``."""
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+@dataclass
+class RunSummary:
+    """What identifies a compared run."""
+
+    run_id: str
+    run_name: str
+    label: str  # unique display name: "<run_name> (<first 8 of id>)"
+    experiment_id: str
+    experiment_name: str
+    status: str
+    start_time: int | None  # ms since the epoch, as MLflow keeps it
+    end_time: int | None
+    artifact_uri: str
+    tags: dict[str, str]  # nbtrack.* tags and MLflow's parent/run-name tags
+
+    def to_dict(self) -> dict[str, Any]:
+        duration = (self.end_time - self.start_time) / 1000.0 if (
+            self.end_time and self.start_time) else None
+        return {
+            "run_id": self.run_id, "run_name": self.run_name, "label": self.label,
+            "experiment_id": self.experiment_id, "experiment_name": self.experiment_name,
+            "status": self.status, "start_time": _iso(self.start_time),
+            "end_time": _iso(self.end_time), "duration_s": duration,
+            "artifact_uri": self.artifact_uri, "tags": dict(self.tags),
+        }
+
+
+@dataclass
+class Comparison:
+    """N runs side by side; see :meth:`to_dict` for the serialised shape."""
+
+    runs: list[RunSummary]
+    params: pd.DataFrame  # index: param key; columns: run ids, then "differs" (bool)
+    metrics: pd.DataFrame  # index: metric; columns: (run id, "last"|"best")
+    directions: dict[str, Direction]
+    best_runs: dict[str, dict[str, list[str]]]  # metric -> {"last"|"best": winning run ids}
+    histories: dict[str, dict[str, list[tuple[int, float]]]]  # metric -> run id -> (step, value)
+    figures: list[FigureGroup] = field(default_factory=list)
+    cells: list[CellDiff] = field(default_factory=list)
+    tracking_uri: str = ""
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.runs]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {r.run_id: r.label for r in self.runs}
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Params and last metric values in one table: rows ``(kind, key)``, one column per run."""
+        import pandas as pd
+
+        params = self.params.copy()
+        params.index = pd.MultiIndex.from_product([["param"], params.index], names=["kind", "key"])
+        last = self.metrics.xs("last", axis=1, level=1) if len(self.metrics.columns) else (
+            pd.DataFrame(index=self.metrics.index, columns=self.run_ids))
+        last = last.reindex(columns=self.run_ids).astype(object)
+        last["differs"] = [_differs(row) for row in last.itertuples(index=False)]
+        last.index = pd.MultiIndex.from_product([["metric"], last.index], names=["kind", "key"])
+        return pd.concat([params, last])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``json.dumps(..., allow_nan=False)`` works). Shape (v1)::
+
+            {"version": 1, "tracking_uri": str,
+             "runs": [{"run_id", "run_name", "label", "experiment_id", "experiment_name",
+                       "status", "start_time": ISO-8601 str | null, "end_time": ... | null,
+                       "duration_s": float | null, "artifact_uri", "tags": {str: str}}],
+             "params": [{"key": str, "values": {run_id: str | null}, "differs": bool}],
+             "metrics": [{"key": str, "direction": "min" | "max",
+                          "values": {run_id: {"last": NUM, "best": NUM, "steps": int} | null},
+                          "best_runs": {"last": [run_id], "best": [run_id]}}],
+             "histories": {metric: {run_id: [[step: int, value: NUM], ...]}},
+             "figures": [{"key": "<cell_id>-<n>" | file name, "cell_id": str | null,
+                          "n": int | null, "runs": {run_id: [{"path", "ext",
+                          "exec_count": int | null, "uri", "local_path": str | null}]}}],
+             "cells": [{"cell_id", "index": int | null, "sources": {run_id: str | null},
+                        "diffs": {run_id: unified diff str}}]}
+
+        NUM is a float, or ``"nan"`` / ``"inf"`` / ``"-inf"``; null means "not logged".
+        Dicts keyed by run id hold the runs in ``runs`` order; ``best_runs`` lists are
+        empty when fewer than two runs have a finite value or all are tied.
+        """
+        ids = self.run_ids
+        params = [
+            {"key": key, "values": {rid: _none_if_nan(row[rid]) for rid in ids},
+             "differs": bool(row["differs"])}
+            for key, row in self.params.iterrows()
+        ]
+        metrics = []
+        for key in self.metrics.index:
+            steps = self.histories.get(key, {})
+            values: dict[str, Any] = {}
+            for rid in ids:
+                last = self.metrics.at[key, (rid, "last")]
+                if rid not in steps and _is_missing(last):
+                    values[rid] = None
+                    continue
+                values[rid] = {"last": json_number(last),
+                               "best": json_number(self.metrics.at[key, (rid, "best")]),
+                               "steps": len(steps.get(rid, []))}
+            metrics.append({"key": key, "direction": self.directions[key], "values": values,
+                            "best_runs": self.best_runs.get(key, {"last": [], "best": []})})
+        histories = {
+            key: {rid: [[int(s), json_number(v)] for s, v in points] for rid, points in per.items()}
+            for key, per in self.histories.items()
+        }
+        return {
+            "version": SCHEMA_VERSION, "tracking_uri": self.tracking_uri,
+            "runs": [r.to_dict() for r in self.runs], "params": params, "metrics": metrics,
+            "histories": histories, "figures": [g.to_dict() for g in self.figures],
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+    def _repr_html_(self) -> str:
+        from nbtrack.query.render import render_comparison_html
+
+        return render_comparison_html(self)
+
+    def __repr__(self) -> str:
+        names = ", ".join(r.label for r in self.runs)
+        return f"<Comparison of {len(self.runs)} runs: {names}>"
+
+
+def compare(
+    run_ids: list[str],
+    *,
+    tracking_uri: str | None = None,
+    project: ProjectLike | None = None,
+) -> Comparison:
+    """Compare runs by MLflow run id (order kept, duplicates dropped)."""
+    ids = list(dict.fromkeys(str(r).strip() for r in run_ids if str(r).strip()))
+    if not ids:
+        raise UsageProblem("give at least one run id to compare (see `nbtrack runs NOTEBOOK`)")
+    ref = resolve_store(project=project, tracking_uri=tracking_uri)
+    if not ref.exists():
+        raise NotFound(
+            f"no run {ids[0]}: there is no nbtrack store at {ref.embedded_db} yet; "
+            "list runs with `nbtrack runs NOTEBOOK`"
+        )
+    client = ref.client()
+    runs = [_get_run(client, rid, ref.tracking_uri) for rid in ids]
+    experiments = _experiment_names(client, runs)
+    summaries = _summaries(runs, experiments)
+    labels = {s.run_id: s.label for s in summaries}
+    histories = _histories(client, runs)
+    metrics, directions, best_runs = _metrics(runs, histories)
+    return Comparison(
+        runs=summaries,
+        params=_params(runs),
+        metrics=metrics,
+        directions=directions,
+        best_runs=best_runs,
+        histories=histories,
+        figures=group_figures(client, runs),
+        cells=diff_cells(client, runs, labels),
+        tracking_uri=ref.tracking_uri,
+    )
+
+
+def _get_run(client: MlflowClient, run_id: str, uri: str) -> Run:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise NotFound(
+                f"no run {run_id} in {uri}; list a notebook's runs with `nbtrack runs NOTEBOOK`"
+            ) from None
+        raise
+
+
+def _experiment_names(client: MlflowClient, runs: list[Run]) -> dict[str, str]:
+    names = {}
+    for exp_id in {r.info.experiment_id for r in runs}:
+        try:
+            names[exp_id] = client.get_experiment(exp_id).name
+        except Exception:  # a deleted or unreadable experiment still lets runs compare
+            names[exp_id] = exp_id
+    return names
+
+
+def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]:
+    summaries = []
+    for run in runs:
+        info, run_tags = run.info, run.data.tags
+        name = info.run_name or run_tags.get(tags.RUN_NAME, "") or info.run_id[:8]
+        kept = {k: v for k, v in run_tags.items()
+                if k.startswith("nbtrack.") or k in (tags.PARENT_RUN_ID, tags.RUN_NAME)}
+        summaries.append(RunSummary(
+            run_id=info.run_id, run_name=name, label=f"{name} ({info.run_id[:8]})",
+            experiment_id=info.experiment_id,
+            experiment_name=experiments.get(info.experiment_id, info.experiment_id),
+            status=info.status, start_time=info.start_time, end_time=info.end_time,
+            artifact_uri=info.artifact_uri, tags=kept,
+        ))
+    return summaries
+
+
+def _params(runs: list[Run]) -> pd.DataFrame:
+    import pandas as pd
+
+    keys = sorted({k for run in runs for k in run.data.params})
+    ids = [run.info.run_id for run in runs]
+    table = pd.DataFrame(
+        [[run.data.params.get(key) for run in runs] for key in keys],
+        index=pd.Index(keys, name="param"), columns=ids, dtype=object,
+    )
+    table["differs"] = [_differs(row) for row in table[ids].itertuples(index=False)]
+    return table
+
+
+def _histories(client: MlflowClient, runs: list[Run]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    histories: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for key in sorted({k for run in runs for k in run.data.metrics}):
+        for run in runs:
+            if key not in run.data.metrics:
+                continue
+            points = client.get_metric_history(run.info.run_id, key)
+            ordered = sorted(points, key=lambda m: (m.step, m.timestamp))
+            histories.setdefault(key, {})[run.info.run_id] = [
+                (m.step, metric_value(m.value)) for m in ordered
+            ]
+    return histories
+
+
+def _metrics(
+    runs: list[Run], histories: dict[str, dict[str, list[tuple[int, float]]]]
+) -> tuple[pd.DataFrame, dict[str, Direction], dict[str, dict[str, list[str]]]]:
+    import pandas as pd
+
+    keys = sorted({k for run in runs for k in run.data.metrics})
+    ids = [run.info.run_id for run in runs]
+    directions = {key: metric_direction(key) for key in keys}
+    columns = pd.MultiIndex.from_product([ids, ["last", "best"]], names=["run", "stat"])
+    table = pd.DataFrame(index=pd.Index(keys, name="metric"), columns=columns, dtype=float)
+    best_runs: dict[str, dict[str, list[str]]] = {}
+    for key in keys:
+        for run in runs:
+            rid = run.info.run_id
+            if key not in run.data.metrics:
+                continue
+            values = [v for _, v in histories.get(key, {}).get(rid, [])]
+            table.at[key, (rid, "last")] = metric_value(run.data.metrics[key])
+            table.at[key, (rid, "best")] = _best(values, directions[key])
+        best_runs[key] = {
+            stat: _winners({rid: table.at[key, (rid, stat)] for rid in ids}, directions[key])
+            for stat in ("last", "best")
+        }
+    return table, directions, best_runs
+
+
+def _best(values: list[float], direction: Direction) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan
+    return min(finite) if direction == "min" else max(finite)
+
+
+def _winners(values: dict[str, float], direction: Direction) -> list[str]:
+    """Run ids holding the best value; none when under two runs compare or all are tied.
+
+    NaN and infinities never win: they mean a diverged run, not a good one.
+    """
+    present = {rid: v for rid, v in values.items() if not _is_missing(v) and math.isfinite(v)}
+    if len(present) < 2:
+        return []
+    target = min(present.values()) if direction == "min" else max(present.values())
+    winners = [rid for rid, v in present.items() if v == target]
+    return [] if len(winners) == len(present) else winners
+
+
+def _differs(values: Any) -> bool:
+    normalised = {None if _is_missing(v) else v for v in values}
+    return len(normalised) > 1
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _none_if_nan(value: Any) -> Any:
+    return None if _is_missing(value) else value
+
+
+def _iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc).isoformat()

@@ -1,0 +1,273 @@
+"""HTML for runs and comparisons, shown inline by ``%nbtrack runs``/``compare`` and saved
+by ``nbtrack compare --html``.
+
+Every value is HTML-escaped (params are user data). Styles are inline, so the
+output survives notebook sanitisers and reads the same in any HTML viewer.
+Plots are drawn on a bare ``matplotlib.figure.Figure`` (never pyplot), so
+rendering touches no global figure state and nbtrack never captures its own
+plot as a user's figure.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtrack.query.artifacts import FigureFile
+    from nbtrack.query.compare import Comparison
+
+#: Local images up to this size are inlined (base64) next to each other.
+MAX_INLINE_BYTES = 2_000_000
+MAX_PLOTTED_METRICS = 12
+_IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+                "svg": "image/svg+xml", "gif": "image/gif"}
+
+_TABLE = 'style="border-collapse:collapse;font-size:12px;margin:4px 0 12px 0"'
+_CELL = "border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top"
+_DIFF_ROW = "background:#fff3bf"
+_BEST = "font-weight:bold;color:#1a7f37"
+
+
+def _text(value: Any) -> str:
+    """A cell value as escaped text; missing values are an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.6g}"
+    if hasattr(value, "isoformat"):
+        try:
+            import pandas as pd
+
+            if pd.isna(value):
+                return ""
+        except (ImportError, TypeError, ValueError):
+            pass
+        return escape(value.isoformat(sep=" ", timespec="seconds"))
+    return escape(str(value))
+
+
+def _td(content: str, style: str = "", title: str = "") -> str:
+    attr_title = f' title="{escape(title)}"' if title else ""
+    return f'<td style="{_CELL};{style}"{attr_title}>{content}</td>'
+
+
+def _th(content: str) -> str:
+    return f'<th style="{_CELL};background:#f6f8fa">{content}</th>'
+
+
+def render_runs_html(df: pd.DataFrame, *, title: str | None = None) -> str:
+    """A runs DataFrame (``nbtrack.runs()``) as an HTML table, run ids in full for copying."""
+    heading = f"<h4>{escape(title)}</h4>" if title else ""
+    if df.empty:
+        return f'{heading}<p class="nbtrack-runs">no runs yet</p>'
+    header = "".join(_th(escape(str(c))) for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for column, value in zip(df.columns, row, strict=True):
+            is_missing = not isinstance(value, str) and _is_na(value)
+            text = "" if is_missing else _text(value)
+            style = "font-family:monospace" if column == "run_id" else ""
+            cells.append(_td(text, style))
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'{heading}<div class="nbtrack-runs" style="overflow-x:auto"><table {_TABLE}>'
+            f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _is_na(value: Any) -> bool:
+    """None, NaN or NaT (pandas' missing markers); never true for a list or a string."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    import pandas as pd
+
+    result = pd.isna(value)
+    return False if hasattr(result, "__len__") else bool(result)
+
+
+def render_comparison_html(comparison: Comparison) -> str:
+    """The whole comparison: runs, params diff, metrics (best marked), curves, figures, cells."""
+    parts = ['<div class="nbtrack-compare">', _runs_section(comparison),
+             _params_section(comparison), _metrics_section(comparison)]
+    plot = metric_plot_uri(comparison)
+    if plot:
+        parts.append('<h4>Metric curves</h4><img alt="metric curves" '
+                     f'style="max-width:100%" src="{plot}"/>')
+    parts.append(_figures_section(comparison))
+    parts.append(_cells_section(comparison))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_comparison_page(comparison: Comparison) -> str:
+    """A standalone HTML document (``nbtrack compare --html FILE``)."""
+    title = "nbtrack: " + ", ".join(r.label for r in comparison.runs)
+    return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
+            f"<title>{escape(title)}</title></head>"
+            '<body style="font-family:sans-serif">'
+            f"{render_comparison_html(comparison)}</body></html>\n")
+
+
+def _run_headers(comparison: Comparison) -> str:
+    return "".join(_th(escape(r.label)) for r in comparison.runs)
+
+
+def _runs_section(comparison: Comparison) -> str:
+    rows = []
+    for run in comparison.runs:
+        info = run.to_dict()
+        rows.append("<tr>" + "".join([
+            _td(escape(run.label)), _td(escape(run.run_id), "font-family:monospace"),
+            _td(escape(run.experiment_name)), _td(escape(run.status)),
+            _td(escape((info["start_time"] or "")[:19].replace("T", " "))),
+            _td(_text(info["duration_s"])),
+        ]) + "</tr>")
+    header = "".join(_th(h) for h in ("run", "run id", "notebook", "status", "start (UTC)", "duration s"))
+    return (f"<h4>Runs</h4><table {_TABLE}><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _params_section(comparison: Comparison) -> str:
+    params = comparison.params
+    if params.empty:
+        return "<h4>Params</h4><p>no params logged</p>"
+    rows = []
+    for key, row in params.iterrows():
+        differs = bool(row["differs"])
+        style = _DIFF_ROW if differs else ""
+        cells = [_td(escape(str(key)) + (" ≠" if differs else ""), style)]
+        cells += [_td(_text(None if _is_na(row[rid]) else row[rid]), style)
+                  for rid in comparison.run_ids]
+        marker = ' class="nbtrack-differs"' if differs else ""
+        rows.append(f"<tr{marker}>{''.join(cells)}</tr>")
+    return (f"<h4>Params</h4><table {_TABLE}><thead><tr>{_th('param')}"
+            f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _metrics_section(comparison: Comparison) -> str:
+    metrics = comparison.metrics
+    if metrics.empty:
+        return "<h4>Metrics</h4><p>no metrics logged</p>"
+    rows = []
+    for key in metrics.index:
+        direction = comparison.directions[key]
+        winners = comparison.best_runs.get(key, {})
+        arrow = "↓" if direction == "min" else "↑"
+        cells = [_td(f"{escape(str(key))} {arrow}", title=f"best = {direction}")]
+        for rid in comparison.run_ids:
+            last = metrics.at[key, (rid, "last")]
+            best = metrics.at[key, (rid, "best")]
+            if rid not in comparison.histories.get(key, {}) and _is_na(last):
+                cells.append(_td(""))
+                continue
+            text = _mark(_number(last), rid in winners.get("last", []))
+            if not (_is_na(best) and _is_na(last)) and best != last:
+                text += (f' <span style="color:#666">(best '
+                         f'{_mark(_number(best), rid in winners.get("best", []))})</span>')
+            cells.append(_td(text))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<h4>Metrics</h4><table {_TABLE}><thead><tr>{_th('metric (last)')}"
+            f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    return _text(value)
+
+
+def _mark(text: str, is_best: bool) -> str:
+    if not is_best:
+        return text
+    return f'<span class="nbtrack-best" style="{_BEST}" title="best">★ {text}</span>'
+
+
+def metric_plot_uri(comparison: Comparison) -> str | None:
+    """Overlaid curves (one axes per metric, one line per run) as an SVG data URI.
+
+    None when no run has a metric with more than one point.
+    """
+    curves = {
+        key: {rid: pts for rid, pts in per_run.items() if len(pts) > 1}
+        for key, per_run in comparison.histories.items()
+    }
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return None
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    keys = sorted(curves)[:MAX_PLOTTED_METRICS]
+    cols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    figure = Figure(figsize=(4.2 * cols, 3.0 * nrows), layout="constrained")
+    axes = figure.subplots(nrows, cols, squeeze=False)
+    labels = comparison.labels
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for rid in comparison.run_ids:
+            points = curves[key].get(rid)
+            if points:
+                ax.plot([s for s, _ in points], [v for _, v in points],
+                        marker=".", label=labels.get(rid, rid))
+        ax.set_title(f"{key} ({'lower' if comparison.directions.get(key) == 'min' else 'higher'}"
+                     " is better)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    buffer = io.BytesIO()
+    with rc_context({"svg.hashsalt": "nbtrack"}):  # same data, same bytes: no random ids
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_cell(figure: FigureFile) -> str:
+    mime = _IMAGE_TYPES.get(figure.ext)
+    path = Path(figure.local_path) if figure.local_path else None
+    caption = f'<div style="color:#666;font-size:11px">{escape(figure.path)}</div>'
+    if mime and path is not None and path.is_file() and path.stat().st_size <= MAX_INLINE_BYTES:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return (f'<img alt="{escape(figure.path)}" style="max-width:360px" '
+                f'src="data:{mime};base64,{data}"/>{caption}')
+    return caption
+
+
+def _figures_section(comparison: Comparison) -> str:
+    if not comparison.figures:
+        return ""
+    rows = []
+    for group in comparison.figures:
+        cells = [_td(escape(group.key))]
+        for rid in comparison.run_ids:
+            files = group.runs.get(rid)
+            cells.append(_td(_figure_cell(files[-1]) if files else "—"))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<h4>Figures</h4><table {_TABLE}><thead><tr>{_th('cell-figure')}"
+            f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _cells_section(comparison: Comparison) -> str:
+    if not comparison.cells:
+        return ""
+    labels = comparison.labels
+    blocks = []
+    for cell in comparison.cells:
+        where = f"cell {cell.index}" if cell.index is not None else "cell"
+        missing = [labels.get(r, r) for r, src in cell.sources.items() if src is None]
+        note = f" (not run in {escape(', '.join(missing))})" if missing else ""
+        diffs = "".join(
+            f'<pre style="background:#f6f8fa;padding:6px;font-size:11px">{escape(text)}</pre>'
+            for text in cell.diffs.values() if text
+        )
+        blocks.append(f"<details><summary>{escape(where)} <code>{escape(cell.cell_id)}</code>"
+                      f"{note}</summary>{diffs}</details>")
+    return f"<h4>Changed cells</h4>{''.join(blocks)}"

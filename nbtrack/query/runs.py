@@ -1,0 +1,153 @@
+"""The runs of one notebook as a DataFrame: what ``nbtrack.runs()``, ``%nbtrack runs`` and
+``nbtrack runs NOTEBOOK`` show.
+
+One row per run, newest first. Columns: ``run_id, run_name, status, start_time,
+end_time, duration_s, origin, sweep_id, parent_run_id, rerun_of, git_commit``,
+then ``params.<key>`` (strings, as MLflow keeps them) and ``metrics.<key>``
+(last logged value), each group sorted by key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrack import tags
+from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.query.store import ProjectLike, StoreRef, resolve_store, session_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Run
+
+#: Fixed leading columns of ``list_runs``; tag-derived ones are empty strings when unset.
+BASE_COLUMNS = [
+    "run_id", "run_name", "status", "start_time", "end_time", "duration_s",
+    "origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit",
+]
+_TAG_COLUMNS = {
+    "origin": tags.ORIGIN,
+    "sweep_id": tags.SWEEP_ID,
+    "parent_run_id": tags.PARENT_RUN_ID,
+    "rerun_of": tags.RERUN_OF,
+    "git_commit": tags.GIT_COMMIT,
+}
+
+
+def list_runs(
+    notebook: str | os.PathLike[str] | None = None,
+    *,
+    project: ProjectLike | None = None,
+    tracking_uri: str | None = None,
+    max_results: int = 1000,
+) -> pd.DataFrame:
+    """Runs of ``notebook`` (default: the notebook of this kernel's session), newest first.
+
+    An existing notebook that was never run with nbtrack gives an empty frame
+    (with the base columns), so callers can test ``df.empty``.
+    """
+    if max_results < 1:
+        raise UsageProblem(f"max_results must be at least 1, not {max_results}")
+    ref, experiment = locate_experiment(notebook, project=project, tracking_uri=tracking_uri)
+    if not ref.exists():
+        return runs_frame([])
+    client = ref.client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return runs_frame([])
+    runs = client.search_runs(
+        [found.experiment_id],
+        max_results=max_results,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs_frame(list(runs))
+
+
+def locate_experiment(
+    notebook: str | os.PathLike[str] | None,
+    *,
+    project: ProjectLike | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[StoreRef, str]:
+    """The store and the experiment name holding a notebook's runs.
+
+    A path that is not a file is still accepted when the store has an
+    experiment of that name (a renamed notebook's history, a Databricks path).
+    """
+    if notebook is None:
+        session_notebook, session_ref = session_store()
+        if not session_notebook:
+            raise UsageProblem(
+                "which notebook? pass its path, e.g. nbtrack.runs('notebooks/train.ipynb') "
+                "(only a kernel with %load_ext nbtrack knows its own notebook)"
+            )
+        notebook = session_notebook
+        if session_ref is not None and project is None:
+            uri = tracking_uri or session_ref.tracking_uri
+            return StoreRef(session_ref.project, uri), session_ref.project.experiment_name(notebook)
+    path = Path(notebook).expanduser()
+    if path.is_file():
+        ref = resolve_store(notebook=path, project=project, tracking_uri=tracking_uri)
+        return ref, ref.project.experiment_name(path)
+    ref = resolve_store(project=project, tracking_uri=tracking_uri, use_session=False)
+    for name in _candidate_names(ref, notebook):
+        if ref.exists() and ref.client().get_experiment_by_name(name) is not None:
+            return ref, name
+    raise NotFound(f"no notebook at {notebook}")
+
+
+def _candidate_names(ref: StoreRef, notebook: str | os.PathLike[str]) -> list[str]:
+    raw = Path(notebook).as_posix()
+    names = [raw, ref.project.experiment_name(notebook)]
+    return list(dict.fromkeys(names))
+
+
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """MLflow runs as the documented DataFrame (also used for sweeps' child runs)."""
+    import pandas as pd
+
+    rows = [_row(run) for run in runs]
+    params = sorted({k for run in runs for k in run.data.params})
+    metrics = sorted({k for run in runs for k in run.data.metrics})
+    columns = (
+        BASE_COLUMNS + [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+    )
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    frame["duration_s"] = frame["duration_s"].astype(float)
+    for key in metrics:
+        frame[f"metrics.{key}"] = frame[f"metrics.{key}"].astype(float)
+    return frame
+
+
+def metric_value(value: float) -> float:
+    """A stored metric value as logged: MLflow's SQL store keeps +-inf as +-float max."""
+    if value == sys.float_info.max:
+        return math.inf
+    if value == -sys.float_info.max:
+        return -math.inf
+    return value
+
+
+def _row(run: Run) -> dict[str, Any]:
+    info, data = run.info, run.data
+    end = info.end_time
+    row: dict[str, Any] = {
+        "run_id": info.run_id,
+        "run_name": info.run_name or data.tags.get(tags.RUN_NAME, ""),
+        "status": info.status,
+        "start_time": info.start_time,
+        "end_time": end,
+        "duration_s": (end - info.start_time) / 1000.0 if end and info.start_time else None,
+    }
+    for column, tag in _TAG_COLUMNS.items():
+        row[column] = data.tags.get(tag, "")
+    for key, value in data.params.items():
+        row[f"params.{key}"] = value
+    for key, value in data.metrics.items():
+        row[f"metrics.{key}"] = metric_value(value)
+    return row
