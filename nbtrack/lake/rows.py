@@ -40,9 +40,8 @@ FEEDS: dict[str, frozenset[str]] = {
 _ENVELOPE = ("id", "seq", "session", "t", "type", "run")
 
 #: Metric-name words for which lower is better; every other metric is better higher.
-LOWER_IS_BETTER = frozenset(
-    {"loss", "error", "err", "mae", "mape", "mse", "rmse", "mad", "perplexity", "ppl", "wer", "cer"}
-)
+#: The same words as ``nbtrack.query.compare.LOWER_IS_BETTER``, so "best" agrees everywhere.
+LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
 
 
 def app_id(event: Event) -> str:
@@ -61,8 +60,7 @@ def feeds(table: str, event: Event) -> bool:
 
 def lower_is_better(metric: str) -> bool:
     """``val_loss``, ``rmse``, ``test/error`` are minimised; ``acc``, ``f1`` maximised."""
-    words = set(re.split(r"[^a-z0-9]+", metric.lower()))
-    return bool(words & LOWER_IS_BETTER) or "loss" in metric.lower()
+    return bool(set(re.split(r"[^a-z0-9]+", metric.lower())) & LOWER_IS_BETTER)
 
 
 def micros(t: Any) -> int | None:
