@@ -138,11 +138,19 @@ def build_store(root: Path) -> StoreFixture:
     return store
 
 
+_built: list[StoreFixture] = []
+
+
 def module_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreFixture]:
-    """Body of each test module's ``store`` fixture: one store per module, no MLFLOW_TRACKING_URI."""
+    """Body of each test module's ``store`` fixture, without MLFLOW_TRACKING_URI.
+
+    The store is read-only for the tests, so it is built once per test session.
+    """
     patch = pytest.MonkeyPatch()
     patch.delenv("MLFLOW_TRACKING_URI", raising=False)
     try:
-        yield build_store(tmp_path_factory.mktemp("project"))
+        if not _built:
+            _built.append(build_store(tmp_path_factory.mktemp("project")))
+        yield _built[0]
     finally:
         patch.undo()

@@ -81,6 +81,23 @@ def render_runs_html(df: pd.DataFrame, *, title: str | None = None) -> str:
             f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
+class RunsTable:
+    """A runs DataFrame that displays as :func:`render_runs_html` (``%nbtrack runs``)."""
+
+    def __init__(self, frame: pd.DataFrame, title: str | None = None) -> None:
+        self.frame = frame
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        return render_runs_html(self.frame, title=self.title)
+
+    def __repr__(self) -> str:
+        if self.frame.empty:
+            return "no runs yet"
+        columns = [c for c in ("run_id", "run_name", "status", "start_time") if c in self.frame]
+        return self.frame[columns].to_string(index=False)
+
+
 def _is_na(value: Any) -> bool:
     """None, NaN or NaT (pandas' missing markers); never true for a list or a string."""
     if value is None:

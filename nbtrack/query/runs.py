@@ -124,6 +124,40 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     return frame
 
 
+def runs_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A runs frame as JSON-ready rows (``nbtrack runs --json``).
+
+    Each row has the base columns (times as ISO-8601 strings or null), then
+    ``params`` ``{key: str}`` and ``metrics`` ``{key: float | "nan" | "inf" | "-inf"}``
+    holding what the run logged (a NaN metric is left out: in the frame it is
+    indistinguishable from a metric the run never logged).
+    """
+    import pandas as pd
+
+    from nbtrack.query.compare import json_number
+
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        row: dict[str, Any] = {"params": {}, "metrics": {}}
+        for column, value in record.items():
+            group, _, key = str(column).partition(".")
+            missing = value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+            if group == "params" and key:
+                if not missing:
+                    row["params"][key] = str(value)
+            elif group == "metrics" and key:
+                if not missing:
+                    row["metrics"][key] = json_number(value)
+            elif column in ("start_time", "end_time"):
+                row[column] = None if missing else value.isoformat()
+            elif column == "duration_s":
+                row[column] = None if missing else float(value)
+            else:
+                row[column] = value
+        rows.append(row)
+    return rows
+
+
 def metric_value(value: float) -> float:
     """A stored metric value as logged: MLflow's SQL store keeps +-inf as +-float max."""
     if value == sys.float_info.max:

@@ -70,31 +70,20 @@ def session_store() -> tuple[str | None, StoreRef | None]:
         return None, None
     try:
         session: Any = module.current_session()
-    except Exception:  # no capture package yet, or no session in this process
+    except Exception:  # a broken session must not break a query
         return None, None
-    if session is None:
-        return None, None
-    notebook = _first_attr(session, "notebook_path", "notebook")
-    project = _first_attr(session, "project")
-    uri = _first_attr(session, "tracking_uri")
+    # Outside a loaded kernel current_session() is a stand-in whose attributes are
+    # functions: only real values count, and nothing on it is ever called.
+    notebook = getattr(session, "notebook", None)
+    notebook = str(notebook) if isinstance(notebook, (str, os.PathLike)) and notebook else None
+    project = getattr(session, "project", None)
     if not isinstance(project, Project):
-        project = Project.for_notebook(notebook) if notebook else None
-    if project is None:
-        return (str(notebook) if notebook else None), None
-    uri = uri if isinstance(uri, str) and uri else tracking_uri_for(project)
-    return (str(notebook) if notebook else None), StoreRef(project, uri)
-
-
-def _first_attr(obj: Any, *names: str) -> Any:
-    for name in names:
-        try:
-            value = getattr(obj, name)
-        except Exception:
-            continue
-        value = value() if callable(value) else value
-        if value:
-            return value
-    return None
+        if notebook is None:
+            return None, None
+        project = Project.for_notebook(notebook)
+    configured = getattr(getattr(session, "config", None), "tracking_uri", "")
+    uri = tracking_uri_for(project, configured if isinstance(configured, str) else "")
+    return notebook, StoreRef(project, uri)
 
 
 def resolve_store(
@@ -104,15 +93,17 @@ def resolve_store(
     tracking_uri: str | None = None,
     use_session: bool = True,
 ) -> StoreRef:
-    """The store to read for ``notebook`` (or for the current directory when None)."""
+    """The store to read for ``notebook`` (or for the current directory when None).
+
+    Inside a kernel running nbtrack, a notebook of the session's own project is
+    read from the store the session writes to (``%nbtrack config tracking_uri=``).
+    """
     if project is not None:
         proj = as_project(project)
         return StoreRef(proj, tracking_uri_for(proj, tracking_uri or ""))
-    if notebook is None and use_session:
+    proj = Project(find_project_root(notebook if notebook else Path.cwd()))
+    if use_session:
         _, ref = session_store()
-        if ref is not None:
-            uri = tracking_uri or ref.tracking_uri
-            return StoreRef(ref.project, uri)
-    root = find_project_root(notebook if notebook else Path.cwd())
-    proj = Project(root)
+        if ref is not None and (notebook is None or ref.project == proj):
+            return StoreRef(ref.project, tracking_uri or ref.tracking_uri)
     return StoreRef(proj, tracking_uri_for(proj, tracking_uri or ""))
