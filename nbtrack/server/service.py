@@ -1,0 +1,297 @@
+"""The one object the server's handlers talk to: notebook paths in, JSON-ready dicts out.
+
+It resolves a notebook path (relative to the Jupyter server's root) to its
+project and tracking store, asks the query layer (``nbtrack.query``) and the
+re-run layer (``nbtrack.rerun``) for answers and turns them into plain JSON
+values. It holds no business logic of its own: listing, comparing and re-running
+live in those layers, shared with the magics and the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import mimetypes
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from traitlets import Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from nbtrack import __version__
+from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.server.jobs import Job, JobRegistry
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Run
+
+    from nbtrack.query.store import StoreRef
+
+
+class NbtrackService(LoggingConfigurable):
+    """Runs, comparisons, artifacts and re-runs of the notebooks under the server's root."""
+
+    root_dir = Unicode(help="The Jupyter server's root directory; notebook paths are relative to it.")
+    tracking_uri = Unicode(
+        "",
+        help="MLflow tracking URI for every notebook (default: each project's own "
+        "<project>/.nbtrack/mlflow.db, or MLFLOW_TRACKING_URI).",
+    ).tag(config=True)
+    mlflow_ui_url = Unicode(
+        "",
+        help="Base URL of an MLflow UI that shows the same store (e.g. http://127.0.0.1:5000); "
+        "the panel then links each run to it.",
+    ).tag(config=True)
+    max_runs = Int(1000, help="Most runs listed for one notebook (newest first).").tag(config=True)
+    rerun_workers = Int(2, help="Re-runs executed at the same time; the others wait.").tag(
+        config=True
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.jobs = JobRegistry(workers=self.rerun_workers)
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    # -- paths and stores -------------------------------------------------------------
+
+    def resolve_notebook(self, notebook: str) -> Path:
+        """The absolute path of ``notebook`` (relative to the server root), kept inside the root."""
+        if not notebook:
+            raise UsageProblem("which notebook? pass ?notebook=<path relative to the server root>")
+        root = Path(self.root_dir).resolve()
+        path = (root / notebook.lstrip("/")).resolve()
+        if not path.is_relative_to(root):
+            raise UsageProblem(f"notebook path {notebook!r} is outside the server's root")
+        return path
+
+    def store_for(self, notebook: str | None) -> StoreRef:
+        """The project and tracking store of ``notebook`` (of the server root when None)."""
+        from nbtrack.query.store import resolve_store
+
+        target = self.resolve_notebook(notebook) if notebook else Path(self.root_dir).resolve()
+        return resolve_store(
+            notebook=target, tracking_uri=self.tracking_uri or None, use_session=False
+        )
+
+    def info(self) -> dict[str, Any]:
+        """What the panel's version handshake reads."""
+        return {
+            "name": "nbtrack",
+            "version": __version__,
+            "root_dir": str(Path(self.root_dir).resolve()),
+            "mlflow_ui_url": self.mlflow_ui_url.rstrip("/") or None,
+        }
+
+    # -- queries -----------------------------------------------------------------------
+
+    def runs(self, notebook: str) -> dict[str, Any]:
+        """The runs of one notebook, newest first, with where they are stored."""
+        from nbtrack.query.runs import list_runs
+
+        path = self.resolve_notebook(notebook)
+        ref = self.store_for(notebook)
+        frame = list_runs(
+            path, project=ref.project, tracking_uri=ref.tracking_uri, max_results=self.max_runs
+        )
+        experiment = ref.project.experiment_name(path)
+        return {
+            "notebook": {
+                "path": notebook,
+                "absolute_path": str(path),
+                "project": str(ref.project.root),
+                "experiment": experiment,
+                "experiment_id": self._experiment_id(ref, experiment),
+                "tracking_uri": ref.tracking_uri,
+            },
+            "mlflow_ui_url": self.mlflow_ui_url.rstrip("/") or None,
+            "runs": frame_records(frame),
+        }
+
+    def compare(self, run_ids: list[str], notebook: str | None) -> dict[str, Any]:
+        """The query layer's comparison of ``run_ids``, as JSON values."""
+        from nbtrack.query.compare import compare
+
+        if len(run_ids) < 1:
+            raise UsageProblem("pass the runs to compare: ?ids=<run id>,<run id>")
+        ref = self.store_for(notebook)
+        comparison = compare(run_ids, tracking_uri=ref.tracking_uri, project=ref.project)
+        return json_safe(comparison.to_dict())
+
+    def artifact(self, run_id: str, path: str, notebook: str | None) -> tuple[Path, str]:
+        """A file from ``run_id``'s own artifact root, and its content type.
+
+        Relative paths only, no ``..`` and no symlink leading outside that root.
+        """
+        relative = _artifact_path(path)
+        ref = self.store_for(notebook)
+        run = _get_run(ref, run_id)
+        local_root = _local_dir(run.info.artifact_uri or "")
+        if local_root is not None:
+            root = local_root.resolve()
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root):
+                raise UsageProblem(f"artifact path {path!r} leads outside run {run_id}'s artifacts")
+        else:  # a remote artifact store: fetch the one file
+            import mlflow.artifacts
+
+            cache = Path(tempfile.gettempdir()) / "nbtrack-artifacts" / run_id
+            try:
+                target = Path(
+                    mlflow.artifacts.download_artifacts(
+                        run_id=run_id, artifact_path=str(relative),
+                        tracking_uri=ref.tracking_uri, dst_path=str(cache),
+                    )
+                )
+            except Exception as exc:
+                raise NotFound(f"run {run_id} has no artifact {path!r} ({exc})") from None
+        if not target.is_file():
+            raise NotFound(f"run {run_id} has no artifact {path!r}")
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return target, content_type
+
+    # -- re-runs -----------------------------------------------------------------------
+
+    def start_rerun(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None,
+        notebook: str | None,
+        *,
+        current: bool = False,
+    ) -> Job:
+        """Re-execute a run's notebook snapshot in the background; poll the returned job."""
+        if not isinstance(run_id, str) or not run_id:
+            raise UsageProblem("pass the run to re-run: {\"run_id\": \"<id>\"}")
+        if params is not None and not isinstance(params, Mapping):
+            raise UsageProblem("params must be an object of name: value")
+        ref = self.store_for(notebook)
+        _get_run(ref, run_id)  # an unknown run is a 404 now, not a failed job later
+
+        def work(progress: Any) -> dict[str, Any]:
+            from nbtrack.rerun.rerun import rerun
+
+            frame = rerun(
+                run_id,
+                dict(params) if params else None,
+                current=current,
+                progress=progress,
+                tracking_uri=ref.tracking_uri,
+                project=ref.project,
+            )
+            return {"runs": frame_records(frame)}
+
+        return self.jobs.submit("rerun", run_id, work)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return json_safe(self.jobs.get(job_id).to_dict())
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _experiment_id(self, ref: StoreRef, experiment: str) -> str | None:
+        if not self.mlflow_ui_url or not ref.exists():
+            return None
+        found = ref.client().get_experiment_by_name(experiment)
+        return found.experiment_id if found is not None else None
+
+
+def _artifact_path(path: str) -> PurePosixPath:
+    relative = PurePosixPath(path)
+    if not path or relative.is_absolute() or ".." in relative.parts or "\\" in path:
+        raise UsageProblem(
+            f"artifact path {path!r} must be relative to the run's artifact root, without '..'"
+        )
+    return relative
+
+
+def _get_run(ref: StoreRef, run_id: str) -> Run:
+    if not ref.exists():
+        raise NotFound(f"no run {run_id!r}: there is no tracking store at {ref.tracking_uri}")
+    try:
+        return ref.client().get_run(run_id)
+    except Exception as exc:
+        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise NotFound(f"no run {run_id!r} in {ref.tracking_uri}") from None
+        raise
+
+
+def _local_dir(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or a Windows drive
+        return Path(uri)
+    return None
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A runs DataFrame as JSON rows: ``params.x``/``metrics.y`` columns become nested dicts."""
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        row: dict[str, Any] = {"params": {}, "metrics": {}}
+        for column, value in record.items():
+            group, _, key = str(column).partition(".")
+            if group in ("params", "metrics") and key:
+                if not _missing(value):
+                    row[group][key] = value
+            else:
+                row[str(column)] = value
+        rows.append(json_safe(row))
+    return rows
+
+
+def _missing(value: Any) -> bool:
+    """A run without that param/metric (pandas fills the hole with NaN)."""
+    if value is None:
+        return True
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and other non-scalars
+        return False
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become ``"nan"``/``"inf"``/``"-inf"`` (as the query layer's
+    ``json_number``), timestamps ISO text, numpy scalars numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dt.datetime | dt.date):
+        return None if value != value else value.isoformat()  # NaT is not equal to itself
+    if isinstance(value, Path):
+        return str(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return json_safe(item())
+        except (TypeError, ValueError):
+            pass
+    isoformat = getattr(value, "isoformat", None)  # pandas Timestamp
+    if callable(isoformat):
+        try:
+            return isoformat()
+        except ValueError:  # NaT
+            return None
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)

@@ -1,0 +1,220 @@
+"""The server extension's REST API against a real MLflow store, through a real Jupyter server."""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import quote
+
+import pytest
+from test_server_store import FIGURE_CELL, NOTEBOOK, make_project
+from tornado.httpclient import HTTPClientError
+
+import nbtrack
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"nbtrack.server": True}}}
+
+
+@pytest.fixture
+def project(jp_root_dir):
+    return make_project(jp_root_dir)
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """GET/POST an nbtrack endpoint; returns (status, JSON body or bytes, headers)."""
+
+    async def call(*parts, params=None, method="GET", body=None, headers=None, raw=False):
+        kwargs = {"method": method, "params": params, "headers": headers, "raise_error": False}
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        response = await jp_fetch("nbtrack", "api", *parts, **kwargs)
+        payload = response.body if raw else json.loads(response.body or b"null")
+        return response.code, payload, response.headers
+
+    return call
+
+
+async def test_version_handshake_reports_version_and_root(api, jp_root_dir):
+    status, body, _ = await api("version")
+    assert status == 200
+    assert body["version"] == nbtrack.__version__
+    assert body["root_dir"] == str(jp_root_dir.resolve())
+    assert body["mlflow_ui_url"] is None
+
+
+async def test_runs_lists_the_notebooks_runs_newest_first(api, project):
+    status, body, _ = await api("runs", params={"notebook": NOTEBOOK})
+    assert status == 200
+    assert [r["run_id"] for r in body["runs"]] == project.run_ids[::-1]
+    newest = body["runs"][0]
+    assert newest["status"] == "FINISHED"
+    assert newest["params"] == {"depth": "3", "lr": "0.001"}
+    assert newest["metrics"]["val_loss"] == pytest.approx(1 / 1.01 * 1.0)
+    assert newest["duration_s"] == pytest.approx(7.0)
+    assert newest["start_time"].endswith("+00:00")
+    assert body["notebook"]["experiment"] == NOTEBOOK
+    assert body["notebook"]["absolute_path"] == str(project.notebook_path.resolve())
+
+
+async def test_runs_of_an_untracked_notebook_is_an_empty_list(api, jp_root_dir):
+    (jp_root_dir / "fresh.ipynb").write_text("{}")
+    status, body, _ = await api("runs", params={"notebook": "fresh.ipynb"})
+    assert status == 200
+    assert body["runs"] == []
+
+
+async def test_runs_of_a_missing_notebook_is_404_with_message(api, project):
+    status, body, _ = await api("runs", params={"notebook": "nope/missing.ipynb"})
+    assert status == 404
+    assert "missing.ipynb" in body["message"]
+
+
+async def test_runs_refuses_bad_notebook_arguments(api, project):
+    status, body, _ = await api("runs")
+    assert status == 400
+    assert "notebook" in body["message"]
+    status, body, _ = await api("runs", params={"notebook": "../../etc/passwd"})
+    assert status == 400
+    assert "outside" in body["message"]
+
+
+async def test_compare_translates_the_query_layers_comparison(api, project):
+    first, second, _ = project.run_ids
+    status, body, _ = await api("compare", params={"ids": f"{first},{second}", "notebook": NOTEBOOK})
+    assert status == 200
+    params = {p["key"]: p for p in body["params"]}
+    assert params["lr"]["differs"] is True
+    assert params["depth"]["differs"] is False
+    assert params["lr"]["values"] == {first: "0.1", second: "0.01"}
+    metrics = {m["key"]: m for m in body["metrics"]}
+    assert metrics["val_loss"]["direction"] == "min"
+    assert metrics["val_loss"]["best_runs"]["last"] == [first]  # lr=0.1 has the lower loss
+    assert len(body["histories"]["val_loss"][first]) == 3
+    (figure,) = body["figures"]
+    assert figure["cell_id"] == FIGURE_CELL
+    assert set(figure["runs"]) == {first, second}
+    assert [c["cell_id"] for c in body["cells"]] == ["p4r4m5"]
+
+
+async def test_compare_unknown_run_is_404_naming_it(api, project):
+    status, body, _ = await api(
+        "compare", params={"ids": f"{project.run_ids[0]},deadbeef", "notebook": NOTEBOOK}
+    )
+    assert status == 404
+    assert "deadbeef" in body["message"]
+
+
+async def test_compare_without_ids_is_400(api, project):
+    status, body, _ = await api("compare", params={"notebook": NOTEBOOK})
+    assert status == 400
+    assert "run" in body["message"]
+
+
+async def test_artifact_serves_a_runs_figure_as_an_inert_image(api, project):
+    run_id = project.run_ids[0]
+    path = f"figures/2-{FIGURE_CELL}-0.png"
+    status, body, headers = await api(
+        "artifact", run_id, path, params={"notebook": NOTEBOOK}, raw=True
+    )
+    assert status == 200
+    assert body.startswith(b"\x89PNG")
+    assert headers["Content-Type"] == "image/png"
+    assert "sandbox" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../../../mlflow.db", "figures/../../../../mlflow.db", "/etc/passwd", "..%2F..%2Fmlflow.db"],
+)
+async def test_artifact_path_traversal_is_refused(api, project, path):
+    status, body, _ = await api(
+        "artifact", project.run_ids[0], path, params={"notebook": NOTEBOOK}, raw=True
+    )
+    assert status in (400, 404), body
+    assert b"SQLite" not in body and b"root:" not in body
+    if status == 400:
+        assert b"artifact" in body
+
+
+async def test_artifact_symlink_out_of_the_run_is_refused(api, project):
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(project.tracking_uri).get_run(project.run_ids[0])
+    root = run.info.artifact_uri.removeprefix("file://")
+    os.symlink(project.root / ".nbtrack" / "mlflow.db", os.path.join(root, "figures", "db.png"))
+    status, body, _ = await api(
+        "artifact", project.run_ids[0], "figures/db.png", params={"notebook": NOTEBOOK}
+    )
+    assert status == 400
+    assert "outside" in body["message"]
+
+
+async def test_artifact_of_another_run_or_unknown_run_is_404(api, project):
+    status, body, _ = await api(
+        "artifact", project.run_ids[0], "figures/none.png", params={"notebook": NOTEBOOK}
+    )
+    assert status == 404
+    assert "figures/none.png" in body["message"]
+    status, body, _ = await api(
+        "artifact", "0123456789abcdef", f"figures/2-{FIGURE_CELL}-0.png",
+        params={"notebook": NOTEBOOK},
+    )
+    assert status == 404
+    assert "0123456789abcdef" in body["message"]
+
+
+async def test_rerun_of_unknown_run_is_404_and_unknown_job_is_404(api, project):
+    status, body, _ = await api(
+        "rerun", method="POST", body={"run_id": "feedface", "notebook": NOTEBOOK}
+    )
+    assert status == 404
+    assert "feedface" in body["message"]
+    status, body, _ = await api("jobs", "0" * 32)
+    assert status == 404
+    assert "no job" in body["message"]
+
+
+async def test_rerun_requires_a_run_id(api, project):
+    status, body, _ = await api("rerun", method="POST", body={"params": {"lr": "1"}})
+    assert status == 400
+    assert "run_id" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "parts"),
+    [
+        ("GET", ("version",)),
+        ("GET", ("runs",)),
+        ("GET", ("compare",)),
+        ("GET", ("artifact", "r", "figures/x.png")),
+        ("POST", ("rerun",)),
+        ("GET", ("jobs", "j")),
+    ],
+)
+async def test_every_endpoint_is_403_without_a_token(jp_fetch, project, method, parts):
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch(
+            "nbtrack", "api", *parts, method=method, headers={"Authorization": ""},
+            params={"notebook": NOTEBOOK},
+            body=json.dumps({"run_id": project.run_ids[0]}) if method == "POST" else None,
+        )
+    assert error.value.code == 403
+
+
+async def test_paths_with_spaces_and_unicode_resolve(api, jp_root_dir):
+    tracked = make_project(jp_root_dir, (0.5,), notebook="my notebooks/été.ipynb")
+    status, body, _ = await api("runs", params={"notebook": tracked.notebook})
+    assert status == 200
+    assert [r["run_id"] for r in body["runs"]] == tracked.run_ids
+    status, _, _ = await api(
+        "artifact", tracked.run_ids[0], quote(f"figures/2-{FIGURE_CELL}-0.png"),
+        params={"notebook": tracked.notebook}, raw=True,
+    )
+    assert status == 200
