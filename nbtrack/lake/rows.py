@@ -128,7 +128,7 @@ class RowBuilder:
     def rows(self, table: str, events: Iterable[Event]) -> list[Row]:
         events = [e for e in events if feeds(table, e)]
         if table in ("runs", "leaderboard"):
-            return self._run_rows(events, leaderboard=table == "leaderboard")
+            return self._run_rows(events)
         make = getattr(self, f"_{table}")
         out: list[Row] = []
         for event in events:
@@ -195,7 +195,7 @@ class RowBuilder:
             "t": micros(event.get("t")), "event_id": event.get("id"),
         }]
 
-    def _run_rows(self, events: list[Event], *, leaderboard: bool) -> list[Row]:
+    def _run_rows(self, events: list[Event]) -> list[Row]:
         """One row per run with what these events say about it (None = unknown here)."""
         rows: dict[str, Row] = {}
         for event in events:
@@ -206,14 +206,13 @@ class RowBuilder:
             row["updated"] = self.now
             kind = event.get("type")
             if kind == "run_start":
-                self._apply_start(row, event, leaderboard=leaderboard)
+                self._apply_start(row, event)
             elif kind == "tags":
-                self._apply_tags(row, event.get("tags") or {}, leaderboard=leaderboard)
+                self._apply_tags(row, event.get("tags") or {})
             elif kind == "run_end":
                 row["status"] = event.get("status")
                 row["end"] = micros(event.get("t"))
-                if not leaderboard:
-                    self._apply_git(row, event.get("notebook"))
+                self._apply_git(row, event.get("notebook"))
             elif kind == "params":
                 for key, value in (event.get("params") or {}).items():
                     row[safe_column(PARAM_PREFIX + str(key))] = _str(value)
@@ -221,30 +220,23 @@ class RowBuilder:
                 self._apply_metric(row, event)
         return list(rows.values())
 
-    def _apply_start(self, row: Row, event: Event, *, leaderboard: bool) -> None:
+    def _apply_start(self, row: Row, event: Event) -> None:
         row["status"] = "RUNNING"
         row["start"] = micros(event.get("t"))
-        for field in ("experiment", "notebook", "name", "parent_run_id"):
+        for field in ("experiment", "notebook", "name", "parent_run_id", "origin",
+                      "tracking_uri", "session"):
             if event.get(field) is not None:
                 row[field] = str(event[field])
-        self._apply_tags(row, event.get("tags") or {}, leaderboard=leaderboard)
-        if leaderboard:
-            return
-        row["session"] = event.get("session")
-        row["origin"] = event.get("origin")
-        row["tracking_uri"] = event.get("tracking_uri")
-        row.setdefault("user", getpass.getuser())
+        row["user"] = getpass.getuser()
+        self._apply_tags(row, event.get("tags") or {})
 
-    def _apply_tags(self, row: Row, tags: Mapping[str, Any], *, leaderboard: bool) -> None:
+    def _apply_tags(self, row: Row, tags: Mapping[str, Any]) -> None:
         names = {
             tag_names.SWEEP_ID: "sweep_id", tag_names.PARENT_RUN_ID: "parent_run_id",
-            tag_names.RUN_NAME: "name",
+            tag_names.RUN_NAME: "name", tag_names.GIT_COMMIT: "git_commit",
+            tag_names.GIT_BRANCH: "git_branch", tag_names.ORIGIN: "origin",
+            tag_names.RERUN_OF: "rerun_of", "mlflow.user": "user",
         }
-        if not leaderboard:
-            names.update({
-                tag_names.GIT_COMMIT: "git_commit", tag_names.GIT_BRANCH: "git_branch",
-                tag_names.ORIGIN: "origin", "mlflow.user": "user",
-            })
         for tag, column in names.items():
             if tags.get(tag) not in (None, ""):
                 row[column] = str(tags[tag])

@@ -33,7 +33,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("start", "ts"), ("end", "ts"), ("parent_run_id", "string"), ("sweep_id", "string"),
         ("origin", "string"), ("git_commit", "string"), ("git_branch", "string"),
         ("user", "string"), ("session", "string"), ("tracking_uri", "string"),
-        ("updated", "ts"),
+        ("updated", "ts"), ("rerun_of", "string"),
     ],
     "params": [
         ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "string"),
@@ -61,17 +61,10 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("version", "int64"), ("schema_hash", "string"), ("rows", "int64"),
         ("profile", "string"), ("t", "ts"), ("event_id", "string"),
     ],
-    "leaderboard": [
-        ("run_id", "string"), ("run_key", "string"), ("experiment", "string"),
-        ("notebook", "string"), ("name", "string"), ("status", "string"), ("start", "ts"),
-        ("end", "ts"), ("parent_run_id", "string"), ("sweep_id", "string"),
-        ("updated", "ts"),
-    ],
 }
 
-#: Run columns shared by ``runs`` and ``leaderboard``: later known values win.
-RUN_FIELDS = tuple(name for name, _ in _COLUMNS["runs"] if name != "run_id")
-LEADERBOARD_RUN_FIELDS = tuple(name for name, _ in _COLUMNS["leaderboard"] if name != "run_id")
+# The leaderboard starts as the runs' columns; params and metrics columns follow.
+_COLUMNS["leaderboard"] = list(_COLUMNS["runs"])
 
 PARAM_PREFIX = "params."
 METRIC_PREFIX = "metrics."
