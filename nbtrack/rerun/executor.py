@@ -1,0 +1,220 @@
+"""The local backend: W worker processes, each running one kernel at a time.
+
+The caller gets every worker event (``start``, ``cell``, ``done``) on its own
+thread, in order, so it can update a progress bar or MLflow without locks. A
+worker that dies, or stops answering well past its job's timeout, is killed
+(with its kernel), its job recorded as FAILED, and a fresh worker takes the
+next job: one bad execution never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from nbtrack.errors import UsageProblem
+from nbtrack.rerun.jobs import FAILED, KILLED, Job, Outcome
+from nbtrack.rerun.worker import KILL_GRACE_S
+
+OnEvent = Callable[[dict[str, Any]], None]
+#: Extra seconds past a job's timeout before its worker is presumed stuck and killed.
+BACKSTOP_S = KILL_GRACE_S + 20.0
+
+
+class _Worker:
+    """One ``python -m nbtrack.rerun.worker`` process and the thread reading its events."""
+
+    def __init__(self, slot: int, events: queue.Queue[tuple[int, dict[str, Any] | None]],
+                 log_path: Path | None) -> None:
+        self.slot = slot
+        self.job: Job | None = None
+        self.deadline: float | None = None
+        self._log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nbtrack.rerun.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log else subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(target=self._read, args=(events,), daemon=True)
+        self._reader.start()
+
+    def _read(self, events: queue.Queue[tuple[int, dict[str, Any] | None]]) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                events.put((self.slot, json.loads(line)))
+            except ValueError:
+                continue
+        events.put((self.slot, None))  # EOF: the process is gone
+
+    def submit(self, job: Job) -> None:
+        assert self.process.stdin is not None
+        self.job = job
+        self.deadline = time.monotonic() + job.timeout + BACKSTOP_S if job.timeout else None
+        self.process.stdin.write(job.to_json() + "\n")
+        self.process.stdin.flush()
+
+    def close(self, wait: float = 10.0) -> None:
+        try:
+            if self.process.stdin:
+                self.process.stdin.close()
+            self.process.wait(timeout=wait)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+        finally:
+            if self._log:
+                self._log.close()
+
+    def kill(self) -> None:
+        """Kill the worker and its kernel (a kernel runs in its own session)."""
+        import psutil
+
+        try:
+            tree = psutil.Process(self.process.pid)
+            kernels = tree.children(recursive=False)
+        except psutil.Error:
+            kernels = []
+        for proc in [*kernels]:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        self.process.kill()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class LocalExecutor:
+    """Run jobs on ``workers`` local worker processes; returns one Outcome per job.
+
+    ``start()`` may be called early: workers then import papermill while the
+    caller is still setting up its runs.
+    """
+
+    def __init__(self, workers: int = 1, log_dir: Path | None = None) -> None:
+        if workers < 1:
+            raise UsageProblem(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.log_dir = log_dir
+        self._events: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
+        self._pool: dict[int, _Worker] = {}
+        self._next_slot = 0
+
+    def start(self, count: int | None = None) -> LocalExecutor:
+        """Spawn up to ``count`` (default W) workers now."""
+        wanted = min(self.workers, count if count is not None else self.workers)
+        while len(self._pool) < wanted:
+            self._spawn()
+        return self
+
+    def _spawn(self) -> _Worker:
+        log = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = self.log_dir / f"worker-{self._next_slot}.log"
+        worker = _Worker(self._next_slot, self._events, log)
+        self._pool[self._next_slot] = worker
+        self._next_slot += 1
+        return worker
+
+    def close(self) -> None:
+        """Let idle workers exit (their stdin closes); kill any that will not."""
+        for worker in list(self._pool.values()):
+            worker.close()
+        self._pool.clear()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, jobs: Sequence[Job], on_event: OnEvent | None = None) -> list[Outcome]:
+        """Execute ``jobs`` (W at a time); ``on_event`` sees start/cell/done events."""
+        notify = on_event or (lambda event: None)
+        pending = list(reversed(jobs))  # pop() from the end takes jobs in order
+        outcomes: dict[int, Outcome] = {}
+        workers = self._pool
+        self.start(len(jobs))
+
+        def give_work(worker: _Worker) -> None:
+            worker.job = None
+            if pending:
+                worker.submit(pending.pop())
+
+        def fail(worker: _Worker, error: str) -> None:
+            job = worker.job
+            assert job is not None
+            outcome = Outcome(index=job.index, status=FAILED, error=error, output=job.output,
+                              kernel_ended=False)
+            outcomes[job.index] = outcome
+            notify({"event": "done", **json.loads(outcome.to_json())})
+            worker.close(wait=0)
+            del workers[worker.slot]
+            if pending:
+                give_work(self._spawn())
+
+        try:
+            for worker in list(workers.values()):
+                give_work(worker)
+            while len(outcomes) < len(jobs):
+                try:
+                    slot, event = self._events.get(timeout=0.5)
+                except queue.Empty:
+                    now = time.monotonic()
+                    for worker in list(workers.values()):
+                        if worker.job and worker.deadline and now > worker.deadline:
+                            worker.kill()
+                            fail(worker, f"timed out after {worker.job.timeout:g} s (killed)")
+                    continue
+                worker = workers.get(slot)
+                if worker is None:
+                    continue  # a killed worker's last words
+                if event is None:
+                    if worker.job is not None:
+                        fail(worker, f"worker process died (exit code {worker.process.wait()})")
+                    else:
+                        worker.close(wait=0)
+                        del workers[slot]
+                        if pending and not workers:
+                            give_work(self._spawn())
+                    continue
+                if event.get("event") == "done":
+                    outcomes[int(event["index"])] = Outcome.from_dict(event)
+                    notify(event)
+                    give_work(worker)
+                else:
+                    notify(event)
+        except BaseException:
+            for worker in workers.values():
+                worker.kill()
+            workers.clear()
+            raise
+        return [outcomes[job.index] for job in jobs]
+
+
+def interrupted_outcomes(jobs: Sequence[Job], done: set[int]) -> list[Outcome]:
+    """Outcomes for the jobs an interrupted sweep never finished."""
+    return [
+        Outcome(index=j.index, status=KILLED, error="sweep interrupted", output=j.output,
+                kernel_ended=False)
+        for j in jobs
+        if j.index not in done
+    ]
+
+
+def default_log_dir(output_dir: str | os.PathLike[str]) -> Path:
+    return Path(output_dir) / "logs"

@@ -1,0 +1,59 @@
+"""One notebook execution (a ``Job``) and what became of it (an ``Outcome``).
+
+Both cross process boundaries (to worker processes, to Spark tasks) as one
+line of JSON each, so they hold only plain values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+KILLED = "KILLED"
+
+
+@dataclass
+class Job:
+    """Execute ``notebook`` with ``params`` into ``output``, the kernel seeing ``env``."""
+
+    index: int
+    notebook: str
+    output: str
+    params: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    kernel_name: str | None = None
+    load_extension: bool = True  # load nbtrack at kernel start (no %load_ext in the notebook)
+    timeout: float | None = None  # seconds for the whole execution
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Outcome:
+    """How an execution ended, as papermill saw it (the kernel's own status is in MLflow)."""
+
+    index: int
+    status: str  # FINISHED | FAILED | KILLED
+    error: str | None = None  # "ValueError: boom", "timed out after 30 s", "kernel died"
+    error_cell: int | None = None  # execution count ("In [n]") of the failing cell
+    duration_s: float = 0.0
+    output: str | None = None
+    #: False when the kernel was killed or died: it cannot report its own final status.
+    kernel_ended: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})

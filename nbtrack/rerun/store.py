@@ -1,0 +1,207 @@
+"""The MLflow side of re-runs: parent and child runs, their statuses, their metrics.
+
+A sweep owns its runs. It creates the parent, then one child per execution
+(status SCHEDULED until a worker starts it), and passes each child's id to
+its kernel (``NBTRACK_RUN_ID``), whose capture logs params, metrics and the
+final status into it. The kernel's status wins: the sweep sets a status only
+on a run still unfinished after delivery had its chance (a kernel that died
+or was killed never reports one), so a run's end is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrack import tags
+from nbtrack.errors import NotFound
+from nbtrack.events import TERMINAL_STATUSES
+from nbtrack.project import Project
+from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client, tracking_uri_for
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+#: Tags only re-runs write (the rest are in nbtrack.tags).
+SWEEP_ROLE = "nbtrack.sweep.role"  # parent | child
+SWEEP_INDEX = "nbtrack.sweep.index"  # 1-based combination number: <index>.ipynb
+SWEEP_PARAMS = "nbtrack.sweep.params"  # JSON of the injected parameters
+SWEEP_SIZE = "nbtrack.sweep.size"
+SWEEP_DURATION = "nbtrack.sweep.duration_s"  # seconds papermill took, queueing excluded
+SWEEP_ERROR = "nbtrack.sweep.error"  # how papermill saw a failed execution end
+SWEEP_SUPERSEDED_BY = "nbtrack.sweep.superseded_by"  # a failed child re-run by --resume
+
+#: How long to wait for the kernel's own final status to be delivered.
+DELIVERY_TIMEOUT_S = 45.0
+
+
+def resolve_tracking_uri(project: Project, tracking_uri: str | None) -> str:
+    """The store the kernels will log to: explicit > [tool.nbtrack]/NBTRACK_TRACKING_URI > MLflow's."""
+    if tracking_uri:
+        return tracking_uri
+    from nbtrack.config import NbtrackConfig, apply_sources
+
+    config = NbtrackConfig()
+    apply_sources(config, project.root)
+    return tracking_uri_for(project, config.tracking_uri)
+
+
+@dataclass
+class Store:
+    """An open MLflow client plus the project it serves."""
+
+    client: MlflowClient
+    project: Project
+    tracking_uri: str
+
+    @classmethod
+    def open(cls, project: Project, tracking_uri: str | None = None, *,
+             create: bool = True) -> Store:
+        """``create=False``: looking up existing runs must not leave an empty store behind."""
+        uri = resolve_tracking_uri(project, tracking_uri)
+        if uri.startswith("sqlite:///"):
+            if not create and not Path(uri[len("sqlite:///"):]).is_file():
+                raise NotFound(f"no nbtrack store at {uri[len('sqlite:///'):]}")
+            project.ensure()
+        # MLflow's telemetry flushes at exit and waits on the network: seconds per command here.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        return cls(open_client(uri), project, uri)
+
+    def experiment_id(self, notebook: str | os.PathLike[str]) -> str:
+        name = self.project.experiment_name(notebook)
+        return get_or_create_experiment(self.client, name, self.project)
+
+    # -- creating runs ---------------------------------------------------------------
+
+    def create_parent(self, experiment_id: str, sweep_id: str, notebook: str,
+                      combinations: list[dict[str, Any]], extra_tags: Mapping[str, str]) -> str:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(experiment_id, run_name=f"sweep {sweep_id}", tags={
+            tags.SWEEP_ID: sweep_id,
+            tags.ORIGIN: "sweep",
+            tags.NOTEBOOK: self.project.experiment_name(notebook),
+            SWEEP_ROLE: "parent",
+            SWEEP_SIZE: str(len(combinations)),
+            **extra_tags,
+        })
+        space: dict[str, list[Any]] = {}
+        for combo in combinations:
+            for name, value in combo.items():
+                if value not in space.setdefault(name, []):
+                    space[name].append(value)
+        params = [Param(name, json.dumps(values)[:6000]) for name, values in space.items()]
+        if params:
+            self.client.log_batch(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def create_child(self, experiment_id: str, *, parent_run_id: str, sweep_id: str,
+                     index: int, params: Mapping[str, Any], notebook: str, output: str) -> str:
+        described = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        run = self.client.create_run(experiment_id, run_name=f"#{index} {described}"[:250], tags={
+            tags.PARENT_RUN_ID: parent_run_id,
+            tags.SWEEP_ID: sweep_id,
+            tags.ORIGIN: "sweep",
+            tags.NOTEBOOK: self.project.experiment_name(notebook),
+            tags.PAPERMILL_INPUT: notebook,
+            tags.PAPERMILL_OUTPUT: output,
+            SWEEP_ROLE: "child",
+            SWEEP_INDEX: str(index),
+            SWEEP_PARAMS: json.dumps(params)[:5000],
+        })
+        self.client.update_run(run.info.run_id, status="SCHEDULED")
+        return run.info.run_id
+
+    # -- statuses --------------------------------------------------------------------
+
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+    def mark_running(self, run_id: str) -> None:
+        if self.status(run_id) == "SCHEDULED":
+            self.client.update_run(run_id, status="RUNNING")
+
+    def wait_terminal(self, run_ids: Iterable[str], timeout: float) -> dict[str, str]:
+        """Poll until every run has a final status (the kernel's, once delivered) or timeout."""
+        waiting = set(run_ids)
+        statuses: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for run_id in list(waiting):
+                statuses[run_id] = self.status(run_id)
+                if statuses[run_id] in TERMINAL_STATUSES:
+                    waiting.discard(run_id)
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        return statuses
+
+    def finalize(self, run_id: str, status: str, error: str | None) -> str:
+        """Record how an execution ended unless the kernel already did; returns the final status."""
+        current = self.status(run_id)
+        if error:
+            self.client.set_tag(run_id, SWEEP_ERROR, error[:5000])
+        if current in TERMINAL_STATUSES:
+            return current
+        self.client.set_terminated(run_id, status=status)
+        return status
+
+    # -- finding runs ----------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as exc:
+            raise NotFound(f"no run {run_id!r} in {self.tracking_uri}") from exc
+
+    def sweep_runs(self, sweep_id: str) -> tuple[Run, list[Run]]:
+        """The parent run of a sweep and all its children (every attempt), oldest first."""
+        quoted = sweep_id.replace("'", "")
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        found = self._search(experiments, f"tags.`{tags.SWEEP_ID}` = '{quoted}'")
+        parents = [r for r in found if r.data.tags.get(SWEEP_ROLE) == "parent"]
+        if not parents:
+            raise NotFound(f"no sweep {sweep_id!r} in {self.tracking_uri}")
+        children = [r for r in found if r.data.tags.get(SWEEP_ROLE) == "child"]
+        children.sort(key=lambda r: r.info.start_time or 0)
+        return parents[0], children
+
+    def _search(self, experiment_ids: list[str], filter_string: str) -> list[Run]:
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(experiment_ids, filter_string, max_results=1000,
+                                           page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def log_json(self, run_id: str, artifact_path: str, name: str, data: Any,
+                 folder: Path) -> None:
+        """Write ``data`` as ``folder/name`` and log that file as an artifact of the run."""
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / name
+        file.write_text(json.dumps(data, indent=1))
+        self.client.log_artifact(run_id, str(file), artifact_path)
+
+
+def latest_attempts(children: Iterable[Run]) -> dict[int, Run]:
+    """The newest child run of each combination index."""
+    latest: dict[int, Run] = {}
+    for run in children:
+        raw = run.data.tags.get(SWEEP_INDEX)
+        if raw is None or not raw.isdigit():
+            continue
+        index = int(raw)
+        if index not in latest or (run.info.start_time or 0) >= (latest[index].info.start_time or 0):
+            latest[index] = run
+    return latest

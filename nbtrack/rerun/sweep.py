@@ -1,0 +1,364 @@
+"""``nbtrack.sweep()``: execute a notebook over a grid (or random sample) of parameters.
+
+Every input is checked before anything is written; then the parent run and the
+plan are created (which also creates the SQLite store once, before any kernel
+races for it), one child run per execution, and the executions run W at a time
+(``local`` worker processes, or Spark tasks). A failed execution is recorded
+and the rest go on; ``resume=SWEEP_ID`` runs only what is missing or failed.
+
+    nbtrack.sweep("train.ipynb", {"lr": [0.1, 0.01], "depth": [3, 5]}, workers=2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from nbtrack import env, tags
+from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.project import Project
+from nbtrack.rerun import grid
+from nbtrack.rerun import params as params_mod
+from nbtrack.rerun.jobs import FAILED, FINISHED, KILLED, Job, Outcome
+from nbtrack.rerun.plan import (
+    PLAN_ARTIFACT_DIR,
+    PLAN_FILE,
+    SweepPlan,
+    new_sweep_id,
+    notebook_loads_nbtrack,
+)
+from nbtrack.rerun.progress import Progress, ProgressOption
+from nbtrack.rerun.report import runs_frame, sort_runs
+from nbtrack.rerun.store import (
+    DELIVERY_TIMEOUT_S,
+    SWEEP_DURATION,
+    SWEEP_ERROR,
+    SWEEP_SUPERSEDED_BY,
+    Store,
+    latest_attempts,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtrack.rerun.executor import LocalExecutor
+
+Backend = Literal["local", "spark"]
+
+
+def _default_warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+def sweep(
+    notebook: str | os.PathLike[str] | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    file: str | os.PathLike[str] | None = None,
+    random: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    timeout: float | None = None,
+    backend: Backend = "local",
+    resume: str | None = None,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    kernel_name: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    progress: ProgressOption = None,
+    tracking_uri: str | None = None,
+    project: str | os.PathLike[str] | None = None,
+    spark: Any = None,
+    warn: Callable[[str], None] | None = None,
+    delivery_timeout: float = DELIVERY_TIMEOUT_S,
+) -> pd.DataFrame:
+    """Run every combination of ``params`` (name -> list of values; a non-list is fixed).
+
+    Returns one row per combination (``index, run_id, status, error, duration_s,
+    output, params.*, metrics.*``), sorted by ``metric`` when given (best first;
+    ``maximize`` defaults from the name: ``*loss*``/``*error*`` are minimized).
+    ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``.
+    """
+    say = warn or _default_warn
+    if workers < 1:
+        raise UsageProblem(f"--workers must be at least 1, got {workers}")
+    if timeout is not None and timeout <= 0:
+        raise UsageProblem(f"--timeout must be positive, got {timeout}")
+    if backend not in ("local", "spark"):
+        raise UsageProblem(f"unknown backend {backend!r}: use 'local' or 'spark'")
+    if resume and (params or file or random):
+        raise UsageProblem("--resume re-uses the sweep's own parameters: drop -p/-f/--random")
+    if not resume and notebook is None:
+        raise UsageProblem("which notebook? give NOTEBOOK (or --resume SWEEP_ID)")
+    from nbtrack.rerun.executor import LocalExecutor
+
+    executor = LocalExecutor(workers) if backend == "local" else None
+    try:
+        if resume:
+            plan, store, todo = _prepare_resume(resume, notebook, project, tracking_uri, say)
+        else:
+            plan, store, todo = _prepare_new(
+                Path(notebook or ""), params or {}, file=file, random=random, seed=seed,
+                kernel_name=kernel_name, cwd=cwd, project=project, tracking_uri=tracking_uri,
+                say=say, extra_tags={"nbtrack.sweep.backend": backend}, executor=executor,
+            )
+        if todo:
+            _run(plan, store, todo, timeout=timeout, executor=executor, workers=workers,
+                 progress=progress, spark=spark, delivery_timeout=delivery_timeout)
+        else:
+            say(f"sweep {plan.sweep_id}: all {len(plan.combinations)} executions already finished")
+    finally:
+        if executor is not None:
+            executor.close()
+    frame = sort_runs(results(plan, store), metric, maximize)
+    frame.attrs.update(sweep_id=plan.sweep_id, parent_run_id=plan.parent_run_id)
+    return frame
+
+
+def _prepare_new(
+    notebook: Path, params: Mapping[str, Any], *, file: str | os.PathLike[str] | None,
+    random: int | None, seed: int | None, kernel_name: str | None,
+    cwd: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
+    tracking_uri: str | None, say: Callable[[str], None], extra_tags: dict[str, str],
+    executor: LocalExecutor | None,
+) -> tuple[SweepPlan, Store, list[int]]:
+    """Validate everything, then write: parent run, plan. Nothing is written on bad input."""
+    notebook = notebook.expanduser().resolve()
+    if not notebook.is_file():
+        raise NotFound(f"notebook not found: {notebook}")
+    declared = params_mod.inspect_parameters(notebook)
+    axes = grid.as_axes(params)
+    sets = None
+    if file is not None:
+        loaded = params_mod.load_params_file(file)
+        axes = {**loaded.axes, **axes}
+        sets = loaded.sets
+    combinations = grid.expand(axes, sets)
+    if random is not None:
+        combinations, capped = grid.sample(combinations, random, seed)
+        if capped:
+            say(f"--random {random} exceeds the {len(combinations)} combinations: running all")
+    params_mod.check_jsonable(combinations)
+    combinations = [{k: params_mod.to_jsonable(v) for k, v in c.items()} for c in combinations]
+    names = list(dict.fromkeys(name for combo in combinations for name in combo))
+    params_mod.warn_about_names(notebook, names, declared, say)
+    run_dir = Path(cwd).expanduser().resolve() if cwd else notebook.parent
+    if not run_dir.is_dir():
+        raise NotFound(f"working directory not found: {run_dir}")
+    proj = Project(Path(project).resolve()) if project else Project.for_notebook(notebook)
+
+    sweep_id = new_sweep_id()
+    if executor is not None:  # workers import papermill while we set up the store and runs
+        executor.log_dir = proj.outputs_dir / sweep_id / "logs"
+        executor.start(len(combinations))
+    store = Store.open(proj, tracking_uri)
+    experiment_id = store.experiment_id(notebook)
+    parent = store.create_parent(experiment_id, sweep_id, str(notebook), combinations, extra_tags)
+    plan = SweepPlan(
+        sweep_id=sweep_id, notebook=str(notebook), project_root=str(proj.root),
+        tracking_uri=store.tracking_uri, experiment_id=experiment_id, parent_run_id=parent,
+        combinations=combinations, cwd=str(run_dir), kernel_name=kernel_name,
+        load_extension=not notebook_loads_nbtrack(notebook),
+    )
+    plan.save()
+    store.client.log_artifact(parent, str(plan.output_dir / PLAN_FILE), PLAN_ARTIFACT_DIR)
+    return plan, store, plan.indexes
+
+
+def _prepare_resume(
+    sweep_id: str, notebook: str | os.PathLike[str] | None,
+    project: str | os.PathLike[str] | None, tracking_uri: str | None,
+    say: Callable[[str], None],
+) -> tuple[SweepPlan, Store, list[int]]:
+    """The sweep's plan, and the combinations whose newest attempt did not finish."""
+    if project:
+        proj = Project(Path(project).resolve())
+    else:
+        proj = Project.for_notebook(Path(notebook).resolve() if notebook else None)
+    try:
+        store = Store.open(proj, tracking_uri, create=False)
+    except NotFound as exc:
+        raise NotFound(f"no sweep {sweep_id!r}: {exc}") from None
+    parent, children = store.sweep_runs(sweep_id)
+    local = proj.outputs_dir / sweep_id / PLAN_FILE
+    if local.is_file():
+        plan = SweepPlan.load(local)
+    else:
+        try:
+            folder = store.client.download_artifacts(parent.info.run_id, PLAN_ARTIFACT_DIR)
+        except Exception as exc:
+            raise NotFound(f"sweep {sweep_id} has no plan (sweep/plan.json): {exc}") from None
+        plan = SweepPlan.load(Path(folder) / PLAN_FILE)
+        plan.project_root = str(proj.root)
+    if notebook and Path(notebook).resolve() != Path(plan.notebook):
+        say(f"sweep {sweep_id} was run on {plan.notebook}; resuming with that notebook")
+    if not Path(plan.notebook).is_file():
+        raise NotFound(f"notebook of sweep {sweep_id} not found: {plan.notebook}")
+    latest = latest_attempts(children)
+    todo = [i for i in plan.indexes if i not in latest or latest[i].info.status != FINISHED]
+    store.client.update_run(parent.info.run_id, status="RUNNING")
+    return plan, store, todo
+
+
+def _jobs(plan: SweepPlan, store: Store, todo: list[int], timeout: float | None) -> list[Job]:
+    """One child run per execution, created before any kernel starts; superseded attempts marked."""
+    previous = latest_attempts(store.sweep_runs(plan.sweep_id)[1]) if len(todo) else {}
+    jobs = []
+    for index in todo:
+        output = str(plan.output(index))
+        run_id = store.create_child(
+            plan.experiment_id, parent_run_id=plan.parent_run_id, sweep_id=plan.sweep_id,
+            index=index, params=plan.params(index), notebook=plan.notebook, output=output,
+        )
+        if index in previous:
+            store.client.set_tag(previous[index].info.run_id, SWEEP_SUPERSEDED_BY, run_id)
+        jobs.append(Job(
+            index=index, notebook=plan.notebook, output=output, params=plan.params(index),
+            env=kernel_env(notebook=plan.notebook, output=output, run_id=run_id,
+                           tracking_uri=plan.tracking_uri, project_root=plan.project_root,
+                           parent_run_id=plan.parent_run_id, sweep_id=plan.sweep_id,
+                           tags={tags.ORIGIN: "sweep"}),
+            cwd=plan.cwd, kernel_name=plan.kernel_name,
+            load_extension=plan.load_extension, timeout=timeout,
+        ))
+    return jobs
+
+
+def kernel_env(*, notebook: str, output: str, run_id: str, tracking_uri: str,
+               project_root: str, parent_run_id: str | None = None, sweep_id: str | None = None,
+               tags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a kernel reads to know its run (see nbtrack.env) and to log into our store."""
+    variables = {
+        env.NOTEBOOK.name: notebook,
+        env.PAPERMILL_OUTPUT.name: output,
+        env.RUN_ID.name: run_id,
+        "NBTRACK_TRACKING_URI": tracking_uri,
+        "NBTRACK_PROJECT_DIR": project_root,
+    }
+    if parent_run_id:
+        variables[env.PARENT_RUN_ID.name] = parent_run_id
+    if sweep_id:
+        variables[env.SWEEP_ID.name] = sweep_id
+    if tags:
+        variables[env.RUN_TAGS.name] = json.dumps(dict(tags))
+    return variables
+
+
+def _run(plan: SweepPlan, store: Store, todo: list[int], *, timeout: float | None,
+         executor: LocalExecutor | None, workers: int, progress: ProgressOption, spark: Any,
+         delivery_timeout: float) -> None:
+    jobs = _jobs(plan, store, todo, timeout)
+    run_ids = {job.index: job.env[env.RUN_ID.name] for job in jobs}
+    outcomes: dict[int, Outcome] = {}
+    with Progress(len(jobs), title=f"sweep {plan.sweep_id}", progress=progress,
+                  run_ids=run_ids) as bar:
+        try:
+            for outcome in execute(jobs, executor=executor, workers=workers, bar=bar,
+                                   store=store, run_ids=run_ids, spark=spark):
+                outcomes[outcome.index] = outcome
+            bar.note("delivering")
+            finalize(store, run_ids, outcomes, delivery_timeout)
+        except BaseException:
+            for index, run_id in run_ids.items():
+                if index not in outcomes:
+                    store.finalize(run_id, KILLED, "sweep interrupted")
+            store.client.set_terminated(plan.parent_run_id, status=KILLED)
+            raise
+        bar.note("done")
+    _end_parent(plan, store)
+
+
+def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, bar: Progress,
+            store: Store, run_ids: dict[int, str], spark: Any = None) -> list[Outcome]:
+    """Run jobs on the local executor (or Spark when None), keeping progress and statuses current."""
+    if executor is None:
+        from nbtrack.rerun.spark import SparkExecutor
+
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch_store, args=(store, run_ids, bar, stop),
+                                   daemon=True)
+        watcher.start()
+        try:
+            outcomes = SparkExecutor(workers=workers, spark=spark).run(jobs)
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
+        for outcome in outcomes:
+            bar.finished(outcome.index, outcome.status, outcome.error)
+        return outcomes
+
+    def on_event(event: dict[str, Any]) -> None:
+        index = int(event["index"])
+        kind = event.get("event")
+        if kind == "start":
+            store.mark_running(run_ids[index])
+            bar.started(index)
+        elif kind == "cell":
+            bar.cell(index, int(event["cell"]), int(event["cells"]))
+        elif kind == "done":
+            bar.finished(index, event["status"], event.get("error"))
+
+    if executor.log_dir is None:
+        executor.log_dir = Path(jobs[0].output).parent / "logs"
+    return executor.run(jobs, on_event)
+
+
+def _watch_store(store: Store, run_ids: dict[int, str], bar: Progress,
+                 stop: threading.Event) -> None:
+    """Spark tasks report nothing until the end: follow their runs in the store meanwhile."""
+    from nbtrack.events import TERMINAL_STATUSES
+
+    while not stop.wait(1.0):
+        for index, run_id in run_ids.items():
+            try:
+                status = store.status(run_id)
+            except Exception:
+                continue
+            if status in TERMINAL_STATUSES:
+                bar.finished(index, status)
+
+
+def finalize(store: Store, run_ids: dict[int, str], outcomes: dict[int, Outcome],
+             delivery_timeout: float) -> None:
+    """Wait for the kernels' own final statuses; record one only where none arrived."""
+    waiting = [run_ids[i] for i, o in outcomes.items() if o.kernel_ended]
+    store.wait_terminal(waiting, delivery_timeout)
+    for index, outcome in outcomes.items():
+        store.finalize(run_ids[index], outcome.status, outcome.error)
+        store.client.set_tag(run_ids[index], SWEEP_DURATION, f"{outcome.duration_s:.3f}")
+
+
+def _end_parent(plan: SweepPlan, store: Store) -> None:
+    latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
+    finished = sum(1 for r in latest.values() if r.info.status == FINISHED)
+    failed = len(plan.combinations) - finished
+    store.client.set_tag(plan.parent_run_id, "nbtrack.sweep.finished", str(finished))
+    store.client.set_tag(plan.parent_run_id, "nbtrack.sweep.failed", str(failed))
+    store.client.set_terminated(plan.parent_run_id, status=FINISHED if not failed else FAILED)
+
+
+def results(plan: SweepPlan, store: Store) -> pd.DataFrame:
+    """One row per combination: its newest attempt, swept params, final metric values."""
+    latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
+    rows = []
+    for index in plan.indexes:
+        row: dict[str, Any] = {"index": index, "output": str(plan.output(index))}
+        row.update({f"params.{k}": v for k, v in plan.params(index).items()})
+        run = latest.get(index)
+        if run is None:
+            row.update(run_id=None, status="MISSING")
+        else:
+            info = run.info
+            row.update(run_id=info.run_id, status=info.status,
+                       error=run.data.tags.get(SWEEP_ERROR))
+            duration = run.data.tags.get(SWEEP_DURATION)
+            row["duration_s"] = float(duration) if duration else None
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        rows.append(row)
+    return runs_frame(rows)
+
