@@ -84,13 +84,20 @@ def run(args: argparse.Namespace) -> int:
 
     console.print(f"Executing [bold]{notebook}[/] with papermill (nbtrack loaded) …")
     started_ms = int(time.time() * 1000) - 1000
+    clock = time.monotonic()
     failure = execute(notebook, output, params, kernel=args.kernel)
+    executed = time.monotonic()
+    console.print(
+        f"{'Failed' if failure else 'Executed'} in {executed - clock:.0f} s; "
+        "waiting for its run in the tracking store …"
+    )
     try:
         run_ = store.wait_for_run(started_ms, timeout=args.timeout)
     except NbtrackError as exc:
         if failure is None:
             raise
         raise ExecutionFailed(f"the notebook failed: {failure} (see {output}); {exc}") from None
+    console.print(f"Delivered {time.monotonic() - executed:.1f} s after the notebook ended.")
     show_run(console, store, run_, output)
     if failure is not None:
         raise ExecutionFailed(f"the notebook failed: {failure} (see {output})")
@@ -279,12 +286,16 @@ def show_run(console: Console, store: DemoStore, run_: Run, output: Path) -> Non
         metrics.add_row(key, f"{data.metrics[key]:.4g}", str(steps))
     console.print(metrics)
 
+    root = local_artifact(info.artifact_uri, "")
     figures = Table(title="Figures", title_justify="left")
     figures.add_column("artifact")
-    figures.add_column("file", overflow="fold")
+    figures.add_column("size", justify="right")
     for path in figure_artifacts(client, info.run_id):
-        figures.add_row(path, local_artifact(info.artifact_uri, path))
+        file = Path(local_artifact(info.artifact_uri, path))
+        size = f"{file.stat().st_size / 1024:.0f} KiB" if file.is_file() else ""
+        figures.add_row(path, size)
     console.print(figures)
+    console.print(f"in {root}", soft_wrap=True)
 
     console.print()
     uri = store.tracking_uri
@@ -313,5 +324,5 @@ def local_artifact(artifact_uri: str | None, path: str) -> str:
         return path
     parsed = urlparse(artifact_uri)
     if parsed.scheme in ("", "file"):
-        return str(Path(unquote(parsed.path)) / path)
+        return str(Path(unquote(parsed.path)) / path) if path else unquote(parsed.path)
     return f"{artifact_uri.rstrip('/')}/{path}"
