@@ -110,6 +110,8 @@ class NbtrackMagics(Magics):
 
     def _end(self, args: list[str]) -> None:
         self.session.end_run()
+        self.session.idle = True
+        self.session.skip_next = True  # the %nbtrack end cell itself belongs to no run
         print("nbtrack: run ended; the next cell starts a new one")
 
     def _off(self, args: list[str]) -> None:

@@ -15,6 +15,15 @@ from nbtrack.capture.session import TrackingSession
 from nbtrack.config import NbtrackConfig
 
 
+def _counts_before_pre_run() -> bool:
+    import IPython
+
+    return IPython.version_info[0] >= 9
+
+
+_COUNTS_BEFORE_PRE_RUN = _counts_before_pre_run()
+
+
 class Hooks:
     """IPython event callbacks and display wrappers for one session."""
 
@@ -30,7 +39,10 @@ class Hooks:
             return
         info = args[0] if args else kwargs.get("info")
         with session.safety.guard("recording the cell start"):
-            session.pre_cell(getattr(info, "raw_cell", "") or "", getattr(info, "cell_id", None))
+            count = int(getattr(self.shell, "execution_count", 0) or 0)
+            if _COUNTS_BEFORE_PRE_RUN and getattr(info, "store_history", False):
+                count -= 1  # IPython 9 numbers the cell before pre_run_cell fires
+            session.pre_cell(getattr(info, "raw_cell", "") or "", getattr(info, "cell_id", None), count)
 
     def post_run_cell(self, *args: Any, **kwargs: Any) -> None:
         session = self.session

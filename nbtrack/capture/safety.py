@@ -19,6 +19,7 @@ class Safety:
         self.strict = strict
         self.record = record  # also keep the warning in the journal
         self._seen: set[str] = set()
+        self.errors: list[BaseException] = []  # every capture failure, for tests and %nbtrack status
 
     def warn(self, message: str, *, key: str | None = None) -> None:
         """Print ``nbtrack: message`` on stderr once per key (default: the message)."""
@@ -39,6 +40,7 @@ class Safety:
         try:
             yield
         except Exception as exc:
+            self.errors.append(exc)
             if self.strict:
                 raise
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

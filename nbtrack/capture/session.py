@@ -99,6 +99,7 @@ class TrackingSession:
         self.run: RunState | None = None
         self.cell: CellState | None = None
         self.skip_next = False
+        self.idle = False  # after %nbtrack end: only a real cell starts the next run
         self.sources: list[str] = []  # executed sources until the notebook is known
         self.under_papermill = False
         self.delivery: Any = None
@@ -433,10 +434,11 @@ class TrackingSession:
 
     # -- cells ----------------------------------------------------------------------------------
 
-    def pre_cell(self, raw: str, cell_id: str | None) -> None:
-        self.cell = CellState(raw=raw, cell_id=cell_id,
-                              exec_count=int(getattr(self.shell, "execution_count", 0) or 0),
-                              start=time.time())
+    def pre_cell(self, raw: str, cell_id: str | None, exec_count: int) -> None:
+        if cell_id is None:  # papermill sends no ids: match the source, so figures get the right one
+            ref = self.nbfile.find(None, raw)
+            cell_id = ref.cell_id if ref else None
+        self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time())
         wanted = env.NOTEBOOK.get()
         if wanted and (self.notebook is None or str(self.notebook) != str(Path(wanted).resolve())):
             self.set_notebook(wanted)
@@ -462,9 +464,9 @@ class TrackingSession:
         duration = time.time() - cell.start
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         exec_count = getattr(result, "execution_count", None) or cell.exec_count
-        control = _is_control_cell(raw)
-        if control and self.run is None:
+        if self.idle and self.run is None and _is_control_cell(raw):
             return  # %nbtrack runs after %nbtrack end must not open an empty run
+        self.idle = False
         run = self._ensure_run()
         if self.notebook is None:
             self.sources.append(raw)

@@ -39,7 +39,7 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
     project.ensure()
     lock = FileLock(str(lock_path(project)))
     try:
-        lock.acquire(timeout=0 if not once else 60)
+        lock.acquire(timeout=0 if not once else 10)
     except Timeout:
         return 1
     try:

@@ -58,8 +58,8 @@ class JournalWriter:
 
     def write_blob(self, name: str, data: bytes) -> str:
         """Store a file beside the journal; returns its path relative to the journal folder."""
-        self.blob_dir.mkdir(exist_ok=True)
         target = self.blob_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)

@@ -286,9 +286,9 @@ def _git_tags(root: Path) -> dict[str, str]:
                               timeout=10).stdout.strip()
 
     try:
-        commit = git("rev-parse", "HEAD")
-        if not commit:
-            return {}
+        commit = git("rev-parse", "--verify", "-q", "HEAD")
+        if len(commit) != 40:
+            return {}  # not a repository with commits yet
         return {tags.GIT_COMMIT: commit, tags.GIT_BRANCH: git("rev-parse", "--abbrev-ref", "HEAD"),
                 tags.GIT_DIRTY: "true" if git("status", "--porcelain", "--untracked-files=no") else "false"}
     except (OSError, subprocess.SubprocessError):

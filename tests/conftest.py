@@ -1,0 +1,107 @@
+"""Shared fixtures: a fresh project folder, a fresh IPython shell, notebooks, the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+KERNEL_METADATA = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
+
+
+def write_notebook(path: Path, cells: list[Any]) -> nbformat.NotebookNode:
+    """Cells are sources, or ``(source, [tags])`` pairs. Returns the notebook (with cell ids)."""
+    nb = nbformat.v4.new_notebook(metadata=KERNEL_METADATA)
+    for cell in cells:
+        source, cell_tags = (cell, []) if isinstance(cell, str) else cell
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": cell_tags} if cell_tags else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return nb
+
+
+def stop_daemons(root: Path) -> None:
+    """End delivery processes a test started (they would exit on their own after idling)."""
+    for pid_file in root.rglob(".nbtrack/delivery.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+def client_for(root: Path) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
+
+
+def all_runs(root: Path) -> list[Any]:
+    client = client_for(root)
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    root = tmp_path / "proj"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)  # <project> is the git root
+    monkeypatch.chdir(root)
+    for name in list(os.environ):
+        if name.startswith(("NBTRACK_", "MLFLOW_", "JPY_SESSION")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NBTRACK_DAEMON_IDLE", "3")
+    yield root
+    stop_daemons(tmp_path)
+
+
+@pytest.fixture
+def shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh InteractiveShell with the inline matplotlib backend, delivering from a thread."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("NBTRACK_DELIVERY", "thread")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    InteractiveShell.clear_instance()
+    sh = InteractiveShell.instance()
+    from matplotlib_inline.backend_inline import configure_inline_support
+
+    # What ipykernel does in every new kernel process; reset the module's memory of an earlier shell.
+    configure_inline_support.current_backend = "unset"
+    configure_inline_support(sh, "inline")
+    yield sh
+    import nbtrack
+    from nbtrack.capture import extension
+
+    if id(sh) in extension._installed:
+        nbtrack.unload_ipython_extension(sh)
+    InteractiveShell.clear_instance()
+
+
+def run_notebook_cells(shell: Any, nb: nbformat.NotebookNode, indices: list[int] | None = None) -> list[Any]:
+    """Execute cells like JupyterLab does (with their cell ids); returns the results."""
+    cells = nb.cells if indices is None else [nb.cells[i] for i in indices]
+    return [shell.run_cell(cell.source, store_history=True, cell_id=cell.id) for cell in cells]
+
+
+def session_of(shell: Any) -> Any:
+    from nbtrack.capture import extension
+
+    return extension._installed[id(shell)].session
