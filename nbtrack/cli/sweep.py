@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     failed = int((frame["status"] != "FINISHED").sum())
     summary = f"sweep {sweep_id}: {len(frame) - failed} finished, {failed} failed"
     out.print(summary + (f" (resume with: nbtrack sweep --resume {sweep_id})" if failed else ""),
-              highlight=False)
+              highlight=False, soft_wrap=True)
     if failed:
         return ExecutionFailed.exit_code
     return 0

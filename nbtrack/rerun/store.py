@@ -71,6 +71,7 @@ class Store:
             project.ensure()
         # MLflow's telemetry flushes at exit and waits on the network: seconds per command here.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         return cls(open_client(uri), project, uri)
 
     def experiment_id(self, notebook: str | os.PathLike[str]) -> str:
