@@ -219,3 +219,40 @@ def test_runs_html_escapes_values(store: StoreFixture) -> None:
     assert "runs &lt;of&gt; train" in html
     assert all(store.ids[k] in html for k in ("a", "b", "c"))
     assert "no runs yet" in render_runs_html(list_runs(str(store.notebook(EMPTY_NOTEBOOK))))
+
+
+def test_reads_what_real_capture_wrote(shell, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: a notebook captured by %load_ext nbtrack, listed and compared from inside it."""
+    from conftest import run_notebook_cells, write_notebook
+
+    nb = write_notebook(project / "notebooks" / "train.ipynb", [
+        "%load_ext nbtrack",
+        ("lr = 0.1", ["parameters"]),
+        "import nbtrack\nfor step, v in enumerate([1.0, 0.5]):\n    nbtrack.log(val_loss=v * lr * 10,"
+        " step=step)",
+        # an explicit image display: it does not depend on which matplotlib backend is active
+        "import io\nfrom matplotlib.figure import Figure\nfrom IPython.display import Image, display\n"
+        "fig = Figure(figsize=(1, 1), dpi=20)\nfig.add_subplot().plot([1, lr])\n"
+        "buf = io.BytesIO()\nfig.savefig(buf, format='png')\ndisplay(Image(data=buf.getvalue()))",
+    ])
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/train.ipynb")
+    run_notebook_cells(shell, nb)
+    shell.run_cell("lr = 0.2", store_history=True, cell_id=nb.cells[1].id)  # a new run
+    run_notebook_cells(shell, nb, [2, 3])
+    assert nbtrack.flush(30), "delivery did not catch up"
+
+    df = nbtrack.runs()  # this kernel's notebook, from its session
+    assert list(df["params.lr"]) == ["0.2", "0.1"]
+    assert list(df["metrics.val_loss"]) == [1.0, 0.5]
+    cmp = nbtrack.compare(*reversed(df["run_id"].tolist()))
+    assert bool(cmp.params.at["lr", "differs"]) is True
+    assert cmp.best_runs["val_loss"]["last"] == [df["run_id"].iloc[1]]
+    assert cmp.histories["val_loss"][df["run_id"].iloc[0]] == [(0, 2.0), (1, 1.0)]
+    assert [g.cell_id for g in cmp.figures] == [nb.cells[3].id]  # the same cell in both runs
+    assert set(cmp.figures[0].runs) == set(df["run_id"])
+    shown = shell.run_cell("%nbtrack compare " + " ".join(df["run_id"])).result
+    assert "nbtrack-differs" in shown._repr_html_()
+    (changed,) = cmp.cells  # only the parameters cell's source differs
+    assert changed.cell_id == nb.cells[1].id and "+lr = 0.2" in changed.diffs[df["run_id"].iloc[0]]
+    runs_html = shell.run_cell("%nbtrack runs").result._repr_html_()
+    assert all(run_id in runs_html for run_id in df["run_id"])

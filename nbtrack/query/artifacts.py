@@ -60,7 +60,7 @@ class FigureGroup:
 
 @dataclass
 class CellDiff:
-    """A cell whose last executed source differs between runs (or is missing from some)."""
+    """A cell whose last executed source differs between the runs that executed it."""
 
     cell_id: str
     index: int | None  # position in the notebook, when recorded
@@ -162,7 +162,11 @@ def _lines(source: str) -> list[str]:
 
 
 def diff_cells(client: MlflowClient, runs: list[Run], labels: dict[str, str]) -> list[CellDiff]:
-    """Cells whose source differs between runs, each with unified diffs against the first run."""
+    """Cells whose source differs between runs, with unified diffs against the first run having it.
+
+    Only runs that executed a cell are compared: a run started by changing the
+    parameters cell never re-ran the cells above it, and that is no change.
+    """
     records = {run.info.run_id: read_cells(client, run) for run in runs}
     # A run without cell records (not captured by nbtrack) says nothing about its cells.
     per_run = {rid: _last_sources(recs) for rid, recs in records.items() if recs}
@@ -175,14 +179,15 @@ def diff_cells(client: MlflowClient, runs: list[Run], labels: dict[str, str]) ->
     for cell_id in sorted(order, key=order.__getitem__):
         sources = {rid: (cells[cell_id][0] if cell_id in cells else None)
                    for rid, cells in per_run.items()}
-        if len(set(sources.values())) <= 1:
+        # A cell some runs never executed (a run started mid-notebook) is not a change.
+        if len({src for src in sources.values() if src is not None}) <= 1:
             continue
         index = next((c[cell_id][1] for c in per_run.values() if cell_id in c), None)
         base_id = next(rid for rid, src in sources.items() if src is not None)
         base = sources[base_id] or ""
         diffs = {}
         for rid, src in sources.items():
-            if rid == base_id or src == base:
+            if rid == base_id or src is None or src == base:
                 continue
             diffs[rid] = "".join(difflib.unified_diff(
                 _lines(base), _lines(src or ""),
