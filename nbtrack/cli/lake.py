@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from typing import Any
 
 from nbtrack.lake.maintenance import DEFAULT_RETENTION_HOURS
 
@@ -41,7 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     optimize.add_argument(
         "--retention-hours", type=int, default=DEFAULT_RETENTION_HOURS, metavar="H",
         help=f"keep files older versions need for H hours (default {DEFAULT_RETENTION_HOURS}; "
-        "0 deletes them now and ends time travel to those versions)",
+        "0 deletes them now: ends time travel to those versions; use only while "
+        "nothing is being delivered)",
     )
     optimize.add_argument("--no-vacuum", action="store_true", help="compact only")
 
@@ -148,41 +146,22 @@ def _sql(lake: str, args: argparse.Namespace) -> int:
 
     result = sql(lake, args.query)
     if args.format == "json":
-        print(json.dumps(_records(result), default=str, indent=1))
+        print(json.dumps(result.to_pylist(), default=str, indent=1))
     elif args.format == "csv":
         import io
 
         import pyarrow.csv as pcsv
 
         buffer = io.BytesIO()
-        pcsv.write_csv(_plain(result), buffer)
+        pcsv.write_csv(result, buffer)
         print(buffer.getvalue().decode(), end="")
     else:
         import pandas as pd
 
-        frame = _plain(result).slice(0, args.limit).to_pandas()
+        frame = result.slice(0, args.limit).to_pandas()
         with pd.option_context("display.max_columns", None, "display.width", 200,
                                "display.max_colwidth", 60):
             print(frame.to_string(index=False) if len(frame) else "(no rows)")
         if result.num_rows > args.limit:
             print(f"… {result.num_rows - args.limit} more rows (--limit N, or --format csv)")
     return 0
-
-
-def _plain(table: pa.Table) -> pa.Table:
-    """View types (DataFusion's string_view) cast to plain ones every writer knows."""
-    import pyarrow as pa
-
-    fields = []
-    for field in table.schema:
-        kind = field.type
-        if kind == pa.string_view():
-            kind = pa.string()
-        elif kind == pa.binary_view():
-            kind = pa.binary()
-        fields.append(pa.field(field.name, kind))
-    return table.cast(pa.schema(fields))
-
-
-def _records(table: pa.Table) -> list[dict[str, Any]]:
-    return _plain(table).to_pylist()

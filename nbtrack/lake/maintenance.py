@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.errors import NotFound, StoreUnavailable, UsageProblem
 from nbtrack.lake import TABLES, table_uri
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ def optimize(
             except CommitFailedError:
                 time.sleep(0.1 * (attempt + 1))
                 dt.update_incremental()
+        else:
+            raise StoreUnavailable(f"could not compact {name!r}: writers kept committing; "
+                                   "try again")
         vacuumed = 0
         if vacuum:
             vacuumed = len(dt.vacuum(retention_hours=retention_hours, dry_run=False,
@@ -150,14 +153,12 @@ def sql(
     import pyarrow as pa
     from deltalake import QueryBuilder
 
-    from nbtrack.errors import StoreUnavailable
-
     builder = QueryBuilder()
     for name, dt in existing_tables(lake_uri, storage_options=storage_options).items():
         builder.register(name, dt)
     try:
         reader = builder.execute(query)
-        return pa.table(reader.read_all())
+        return plain_types(pa.table(reader.read_all()))
     except Exception as exc:  # DataFusion raises plain exceptions with multi-line text
         text = str(exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
@@ -166,3 +167,16 @@ def sql(
         if any(w in first.lower() for w in ("sql", "parse", "plan", "schema", "field")):
             raise UsageProblem(f"bad query: {first}") from exc
         raise StoreUnavailable(f"query failed: {first}") from exc
+
+
+def plain_types(table: pa.Table) -> pa.Table:
+    """DataFusion's view types (string_view, binary_view) cast to the plain ones every
+    writer and pandas know."""
+    import pyarrow as pa
+
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if not any(field.type in views for field in table.schema):
+        return table
+    return table.cast(pa.schema(
+        [pa.field(f.name, views.get(f.type, f.type), f.nullable) for f in table.schema]
+    ))

@@ -33,6 +33,28 @@ BASE_COLUMNS = [
 _RENAMES = {"name": "run_name", "start": "start_time", "end": "end_time"}
 
 
+_OPEN: dict[tuple[str, str], Any] = {}
+
+
+def _table(lake_uri: str, table: str, storage_options: dict[str, str] | None) -> Any:
+    """The table at its latest version; reopened handles are refreshed incrementally."""
+    from nbtrack.lake.tables import open_table
+
+    key = (lake_uri, table)
+    dt = _OPEN.get(key)
+    if dt is not None:
+        try:
+            dt.update_incremental()
+            return dt
+        except Exception:  # noqa: BLE001 - vacuumed or rewritten log: open afresh
+            _OPEN.pop(key, None)
+    dt = open_table(lake_uri, table, storage_options=storage_options)
+    if len(_OPEN) > 64:
+        _OPEN.clear()
+    _OPEN[key] = dt
+    return dt
+
+
 def _scan(
     lake_uri: str,
     table: str,
@@ -42,14 +64,15 @@ def _scan(
     storage_options: dict[str, str] | None = None,
 ) -> pa.Table | None:
     """A filtered read of one table, or None when the lake has no such table."""
-    from nbtrack.lake.tables import open_table
-
     try:
-        dt = open_table(lake_uri, table, storage_options=storage_options)
-        return dt.to_pyarrow_dataset().to_table(filter=filter, columns=columns)
+        dt = _table(lake_uri, table, storage_options)
+        # Filter after the scan: files written by merges store string_view columns, and
+        # pyarrow cannot push an ``isin`` on string down to them.
+        data = dt.to_pyarrow_dataset().to_table(columns=columns)
     except NbtrackError as exc:
         log.debug("lake fast path unavailable: %s", exc)
         return None
+    return data if filter is None else data.filter(filter)
 
 
 def list_runs(
@@ -72,31 +95,62 @@ def list_runs(
                  storage_options=storage_options)
     if data is None:
         return None
-    frame = data.to_pandas()
-    frame = frame.sort_values("start", ascending=False, na_position="last").head(max_results)
-    return _runs_frame(frame)
+    order = pc.sort_indices(data, [("start", "descending")])  # nulls (unknown start) last
+    return _runs_frame(data.take(order[:max_results]))
 
 
-def _runs_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
+def _runs_frame(data: pa.Table) -> pd.DataFrame:
+    """Leaderboard rows as the ``list_runs`` frame (built in Arrow, converted once)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    frame = frame.rename(columns=_RENAMES).reset_index(drop=True)
-    frame["duration_s"] = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
-    for column in BASE_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    for column in ("origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit"):
-        frame[column] = frame[column].fillna("")
+    def column(name: str) -> pa.ChunkedArray | pa.Array:
+        source = {v: k for k, v in _RENAMES.items()}.get(name, name)
+        if source in data.column_names:
+            return data.column(source)
+        kind = pa.timestamp("us", tz="UTC") if name.endswith("_time") else pa.string()
+        return pa.nulls(data.num_rows, kind)
 
-    def dynamic(prefix: str) -> list[str]:
-        present = [c for c in frame.columns if c.startswith(prefix) and frame[c].notna().any()]
-        return sorted(present)
+    columns: dict[str, Any] = {name: column(name) for name in BASE_COLUMNS if name != "duration_s"}
+    elapsed = pc.subtract(pc.cast(columns["end_time"], pa.int64()),
+                          pc.cast(columns["start_time"], pa.int64()))
+    columns["duration_s"] = pc.divide(pc.cast(elapsed, pa.float64()), 1e6)
+    for name in ("origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit"):
+        columns[name] = pc.fill_null(columns[name], "")
+    ordered = {name: columns[name] for name in BASE_COLUMNS}
+    for prefix in (PARAM_PREFIX, METRIC_PREFIX, BEST_PREFIX):
+        for name in sorted(c for c in data.column_names if c.startswith(prefix)):
+            if data.column(name).null_count < data.num_rows:
+                ordered[name] = data.column(name)
+    return pa.table(ordered).to_pandas()
 
-    columns = BASE_COLUMNS + dynamic(PARAM_PREFIX) + dynamic(METRIC_PREFIX) + dynamic(BEST_PREFIX)
-    out = frame[columns].copy()
-    for column in ("start_time", "end_time"):
-        out[column] = pd.to_datetime(out[column], utc=True)
-    return out
+
+def _of_runs(
+    lake_uri: str,
+    table: str,
+    run_ids: list[str],
+    columns: list[str] | None,
+    storage_options: dict[str, str] | None,
+) -> pa.Table | None:
+    """Rows of ``run_ids`` in one table: DataFusion prunes files and row groups by stats."""
+    import pyarrow as pa
+    from deltalake import QueryBuilder
+
+    from nbtrack.lake.maintenance import plain_types
+
+    try:
+        dt = _table(lake_uri, table, storage_options)
+    except NbtrackError as exc:
+        log.debug("lake fast path unavailable: %s", exc)
+        return None
+    if not run_ids:
+        return plain_types(pa.table(dt.to_pyarrow_dataset().to_table(columns=columns).slice(0, 0)))
+    wanted = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    ids = ", ".join("'" + run.replace("'", "''") + "'" for run in run_ids)
+    reader = QueryBuilder().register(table, dt).execute(
+        f'SELECT {wanted} FROM "{table}" WHERE run_id IN ({ids})'
+    )
+    return plain_types(pa.table(reader.read_all()))
 
 
 def compare_data(
@@ -119,30 +173,31 @@ def compare_data(
     import pyarrow.compute as pc
 
     ids = list(dict.fromkeys(run_ids))
-    wanted = pc.field("run_id").isin(ids)
-    board = _scan(lake_uri, "leaderboard", filter=wanted, storage_options=storage_options)
+    if not ids:
+        return None
+    board = _of_runs(lake_uri, "leaderboard", ids, None, storage_options)
     if board is None or set(board.column("run_id").to_pylist()) != set(ids):
         return None
-    frame = board.to_pandas().set_index("run_id", drop=False).loc[ids].reset_index(drop=True)
+    position = {run: i for i, run in enumerate(board.column("run_id").to_pylist())}
+    board = board.take([position[run] for run in ids])
     params: dict[str, dict[str, str]] = {run: {} for run in ids}
-    rows = _scan(lake_uri, "params", filter=wanted, columns=["run_id", "key", "value", "t"],
-                 storage_options=storage_options)
+    rows = _of_runs(lake_uri, "params", ids, ["run_id", "key", "value", "t"], storage_options)
     if rows is not None:
         for row in sorted(rows.to_pylist(), key=lambda r: r["t"] or 0):
             params[row["run_id"]][row["key"]] = row["value"]
     histories: dict[str, dict[str, list[tuple[int, float]]]] = {run: {} for run in ids}
-    points = _scan(lake_uri, "metrics", filter=wanted,
-                   columns=["run_id", "key", "step", "value", "timestamp"],
-                   storage_options=storage_options)
+    points = _of_runs(lake_uri, "metrics", ids, ["run_id", "key", "step", "value", "timestamp"],
+                      storage_options)
     if points is not None:
         order = pc.sort_indices(points, [("timestamp", "ascending"), ("step", "ascending")])
         for row in points.take(order).to_pylist():
             histories[row["run_id"]].setdefault(row["key"], []).append((row["step"], row["value"]))
     return {
-        "runs": _runs_frame(frame),
+        "runs": _runs_frame(board),
         "params": params,
         "histories": histories,
-        "inputs": run_inputs(lake_uri, ids, storage_options=storage_options) or {},
+        "inputs": run_inputs(lake_uri, ids, storage_options=storage_options)
+        or {run: [] for run in ids},
     }
 
 
@@ -153,10 +208,8 @@ def run_inputs(
     storage_options: dict[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]] | None:
     """``{run_id: [input records]}`` (profile decoded), oldest read first; None without a lake."""
-    import pyarrow.compute as pc
 
-    data = _scan(lake_uri, "inputs", filter=pc.field("run_id").isin(list(run_ids)),
-                 storage_options=storage_options)
+    data = _of_runs(lake_uri, "inputs", list(run_ids), None, storage_options)
     if data is None:
         return None
     found: dict[str, list[dict[str, Any]]] = {run: [] for run in run_ids}

@@ -45,12 +45,14 @@ LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
 
 
 def app_id(event: Event) -> str:
-    """The Delta application-transaction id of an event's stream: one per session and run.
+    """The Delta application-transaction id of an event's stream: its journal (session).
 
-    Per run (not per session) because delivery may hold a run's events back while
-    it delivers another run's: within one run, events always arrive in journal order.
+    The sink protocol hands a sink each journal's events in ``seq`` order (the
+    delivery loop delivers prefixes, holding back from the first event it cannot
+    deliver yet), so "the last ``seq`` committed" says exactly what is done. One id
+    per session keeps the Delta log's transaction set small.
     """
-    return f"nbtrack/{event.get('session', '')}/{event.get('run') or '-'}"
+    return f"nbtrack/{event.get('session', '')}"
 
 
 def feeds(table: str, event: Event) -> bool:

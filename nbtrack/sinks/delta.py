@@ -1,7 +1,7 @@
 """The Delta sink: journal events into the lake's bronze, silver and gold tables.
 
 One commit per table per :meth:`DeltaSink.deliver` batch, never one per event.
-Exactly-once: each event belongs to a stream (its session and run, see
+Exactly-once: each event belongs to a stream (its journal, see
 :func:`nbtrack.lake.rows.app_id`); a commit records each stream's last ``seq``
 as a Delta application transaction, and the events at or below a table's
 recorded version are skipped. A replayed journal therefore adds nothing, and of
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbtrack.errors import StoreUnavailable
 from nbtrack.events import Event
 from nbtrack.lake import TABLES
-from nbtrack.lake.rows import Row, RowBuilder, app_id, feeds
+from nbtrack.lake.rows import FEEDS, Row, RowBuilder, app_id
 from nbtrack.lake.tables import CommitConflict
 
 if TYPE_CHECKING:
@@ -90,11 +90,18 @@ class DeltaSink:
         if not events:
             return
         builder = RowBuilder(run_ids)
+        by_type: dict[str, list[Event]] = {}
+        for event in events:
+            if "seq" in event:
+                by_type.setdefault(event.get("type", ""), []).append(event)
         for table in TABLES:
-            relevant = [
-                e for e in events
-                if feeds(table, e) and (table == "events" or e.get("run")) and "seq" in e
-            ]
+            if table == "events":
+                relevant = [e for e in events if "seq" in e]
+            else:
+                relevant = sorted(
+                    (e for kind in FEEDS[table] for e in by_type.get(kind, ()) if e.get("run")),
+                    key=lambda e: int(e["seq"]),
+                )
             if relevant:
                 self._deliver_table(table, relevant, builder)
 
