@@ -134,7 +134,16 @@ def test_parameters_cell_is_read_without_a_kernel():
 
 
 def _nothing_written(root: Path) -> bool:
-    return not (root / ".nbtrack").exists()
+    """No outputs and no runs (the project fixture starts with an empty store)."""
+    from mlflow.tracking import MlflowClient
+
+    if (root / ".nbtrack" / "outputs").exists():
+        return False
+    db = root / ".nbtrack" / "mlflow.db"
+    if not db.exists():
+        return True
+    client = MlflowClient(f"sqlite:///{db}")
+    return not [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
 def test_bad_sweeps_write_nothing(project):
@@ -180,3 +189,11 @@ def test_cli_exit_codes_and_messages(project, capsys):
     assert main(["sweep", "--resume", "20260101-000000-abcd"]) == 3
     assert "no sweep" in capsys.readouterr().err
     assert _nothing_written(project)
+
+
+def test_resume_without_a_store_creates_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["sweep", "--resume", "20260101-000000-abcd"]) == 3
+    assert "no nbtrack store" in capsys.readouterr().err
+    assert not (tmp_path / ".nbtrack").exists()

@@ -1,0 +1,123 @@
+"""Re-runs end to end: a run's notebook snapshot executed again by a real kernel, the new run
+linked to the original, and every metric reported as equal, changed, missing or new."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nbtrack.cli.main import main
+from nbtrack.errors import NotFound
+from nbtrack.rerun.rerun import rerun
+from nbtrack.rerun.sweep import sweep
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
+
+
+def _client(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
+
+
+def _wait_finished(root: Path, timeout: float = 90.0):
+    client = _client(root)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (root / ".nbtrack" / "mlflow.db").exists():
+            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+            done = [r for r in runs if r.info.status in ("FINISHED", "FAILED")]
+            if done:
+                return done[0]
+        time.sleep(0.5)
+    raise AssertionError("the original run never finished")
+
+
+@pytest.mark.kernel
+def test_rerun_reproduces_the_seeded_quickstart(project, capsys):
+    notebook = project / "quickstart.ipynb"
+    notebook.write_bytes((REPO / "nbtrack" / "examples" / "quickstart.ipynb").read_bytes())
+    subprocess.run([sys.executable, "-m", "papermill", "quickstart.ipynb", "out.ipynb",
+                    "-p", "n_estimators", "30", "--no-progress-bar"],
+                   cwd=project, check=True, capture_output=True)
+    original = _wait_finished(project)
+    assert original.info.status == "FINISHED" and original.data.params["n_estimators"] == "30"
+    assert len(original.data.metrics) >= 6
+
+    assert main(["rerun", original.info.run_id]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(original.data.metrics)} equal" in out and "changed" not in out
+    client = _client(project)
+    reruns = client.search_runs([original.info.experiment_id],
+                                f"tags.`nbtrack.rerun_of` = '{original.info.run_id}'")
+    assert len(reruns) == 1
+    again = reruns[0]
+    assert again.info.status == "FINISHED"
+    assert again.data.params == original.data.params  # same values: 30 injected again, typed
+    assert again.data.metrics == original.data.metrics  # bit for bit
+    assert again.data.tags["nbtrack.origin"] == "rerun"
+
+    events: list[dict] = []
+    frame = rerun(original.info.run_id, {"n_estimators": 10}, progress=events.append)
+    row = frame.iloc[0]
+    assert row["status"] == "FINISHED" and row["params.n_estimators"] == 10
+    assert row["rerun_of"] == original.info.run_id
+    report = frame.attrs["report"].set_index("metric")
+    assert "changed" in set(report["verdict"])
+    assert client.get_run(row["run_id"]).data.params["n_estimators"] == "10"
+    cells = [e for e in events if "cell" in e]
+    assert cells and cells[-1]["cell"] == cells[-1]["cells"]
+    assert events[-1]["state"] == "done" and events[-1]["status"] == "FINISHED"
+
+
+@pytest.mark.kernel
+def test_snapshot_versus_current_notebook(project):
+    notebook = project / "seeded.ipynb"
+    notebook.write_bytes((NOTEBOOKS / "seeded.ipynb").read_bytes())
+    frame = sweep(notebook, {"seed": [3]})
+    original = frame.iloc[0]
+    assert original["status"] == "FINISHED"
+    # The notebook changes after the run: the snapshot still reproduces the run...
+    nb = json.loads(notebook.read_text())
+    nb["cells"][2]["source"] = "mean_loss = sum(xs) / n + 1\nmax_score = max(xs)"
+    notebook.write_text(json.dumps(nb))
+    same = rerun(original["run_id"])
+    assert set(same.attrs["report"]["verdict"]) == {"equal"}
+    assert same.iloc[0]["params.seed"] == 3  # papermill's injected value, from the sweep child
+    # ...and --current runs the file as it is now
+    now = rerun(original["run_id"], current=True).attrs["report"].set_index("metric")
+    assert now.loc["mean_loss", "verdict"] == "changed"
+    assert now.loc["mean_loss", "delta"] == pytest.approx(1.0)
+    assert now.loc["max_score", "verdict"] == "equal"
+
+
+def test_no_store_is_not_created_by_a_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["rerun", "0123456789abcdef0123456789abcdef"]) == 3
+    assert "no nbtrack store" in capsys.readouterr().err
+    assert not (tmp_path / ".nbtrack").exists()  # nothing half-written
+
+
+def test_unknown_runs_and_missing_snapshots(project, capsys):
+    from nbtrack.project import Project
+    from nbtrack.sinks.mlflow_store import open_client
+
+    client = open_client(Project(project).default_tracking_uri)
+    experiment = client.create_experiment("elsewhere.ipynb")
+    bare = client.create_run(experiment, tags={"nbtrack.notebook": "elsewhere.ipynb"}).info.run_id
+    assert main(["rerun", "0123456789abcdef0123456789abcdef"]) == 3
+    assert "no run" in capsys.readouterr().err
+    assert main(["rerun", bare]) == 3
+    assert "no notebook snapshot" in capsys.readouterr().err
+    with pytest.raises(NotFound, match="not at"):
+        rerun(bare, current=True)
+    assert main(["rerun", bare, "-p", "x"]) == 2
+    assert "expected name=value" in capsys.readouterr().err
+    assert len(client.search_runs([experiment])) == 1  # no half-made re-run
