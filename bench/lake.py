@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 EXPERIMENT = "notebooks/train.ipynb"
@@ -116,7 +117,7 @@ def load_mlflow(uri: str, specs: list[dict]) -> str:
     return experiment_id
 
 
-def best_of(fn, repeat: int = 3) -> float:
+def best_of(fn: Callable[[], None], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
