@@ -221,6 +221,18 @@ def test_runs_html_escapes_values(store: StoreFixture) -> None:
     assert "no runs yet" in render_runs_html(list_runs(str(store.notebook(EMPTY_NOTEBOOK))))
 
 
+def test_long_values_are_clipped_and_kept_escaped_on_hover() -> None:
+    import pandas as pd
+
+    long_value = "<script>alert(1)</script>" + "x" * 500
+    html = render_runs_html(pd.DataFrame({"run_id": ["r1"], "params.blob": [long_value]}))
+    assert "<script>" not in html
+    visible = re.search(r'<td style="[^"]*" title="([^"]*)">([^<]*)</td>', html)
+    assert visible is not None
+    assert visible.group(1) == "&lt;script&gt;alert(1)&lt;/script&gt;" + "x" * 500
+    assert visible.group(2).endswith("…") and len(visible.group(2)) < 200
+
+
 def test_reads_what_real_capture_wrote(shell, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """End to end: a notebook captured by %load_ext nbtrack, listed and compared from inside it."""
     from conftest import run_notebook_cells, write_notebook

@@ -90,7 +90,7 @@ def run_figures(client: MlflowClient, run: Run) -> list[tuple[tuple[str, ...], F
         listed = client.list_artifacts(run.info.run_id, FIGURES_DIR)
     except Exception:  # an artifact store that cannot be listed has no figures to show
         return []
-    found = []
+    found: list[tuple[tuple[str, ...], FigureFile]] = []
     for item in listed:
         if item.is_dir:
             continue
@@ -100,7 +100,7 @@ def run_figures(client: MlflowClient, run: Run) -> list[tuple[tuple[str, ...], F
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         exec_count = int(match["exec"]) if match else None
         figure = FigureFile(item.path, ext, exec_count, f"{base}/{item.path}", local_path)
-        key = ("cell", match["cell"], match["n"]) if match else ("name", name)
+        key: tuple[str, ...] = ("cell", match["cell"], match["n"]) if match else ("name", name)
         found.append((key, figure))
     return found
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 #: Local images up to this size are inlined (base64) next to each other.
 MAX_INLINE_BYTES = 2_000_000
 MAX_PLOTTED_METRICS = 12
+MAX_CELL_CHARS = 120
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
                 "svg": "image/svg+xml", "gif": "image/gif"}
 
@@ -58,6 +59,13 @@ def _td(content: str, style: str = "", title: str = "") -> str:
     return f'<td style="{_CELL};{style}"{attr_title}>{content}</td>'
 
 
+def _value_td(value: Any, style: str = "") -> str:
+    """A value's cell; a long one (a 6,000-character param) is clipped, in full on hover."""
+    if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+        return _td(escape(value[:MAX_CELL_CHARS]) + "…", style, title=value)
+    return _td(_text(value), style)
+
+
 def _th(content: str) -> str:
     return f'<th style="{_CELL};background:#f6f8fa">{content}</th>'
 
@@ -73,9 +81,8 @@ def render_runs_html(df: pd.DataFrame, *, title: str | None = None) -> str:
         cells = []
         for column, value in zip(df.columns, row, strict=True):
             is_missing = not isinstance(value, str) and _is_na(value)
-            text = "" if is_missing else _text(value)
             style = "font-family:monospace" if column == "run_id" else ""
-            cells.append(_td(text, style))
+            cells.append(_value_td(None if is_missing else value, style))
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (f'{heading}<div class="nbtrack-runs" style="overflow-x:auto"><table {_TABLE}>'
             f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
@@ -161,7 +168,7 @@ def _params_section(comparison: Comparison) -> str:
         differs = bool(row["differs"])
         style = _DIFF_ROW if differs else ""
         cells = [_td(escape(str(key)) + (" ≠" if differs else ""), style)]
-        cells += [_td(_text(None if _is_na(row[rid]) else row[rid]), style)
+        cells += [_value_td(None if _is_na(row[rid]) else row[rid], style)
                   for rid in comparison.run_ids]
         marker = ' class="nbtrack-differs"' if differs else ""
         rows.append(f"<tr{marker}>{''.join(cells)}</tr>")

@@ -180,8 +180,8 @@ def _row(run: Run) -> dict[str, Any]:
     }
     for column, tag in _TAG_COLUMNS.items():
         row[column] = data.tags.get(tag, "")
-    for key, value in data.params.items():
-        row[f"params.{key}"] = value
-    for key, value in data.metrics.items():
-        row[f"metrics.{key}"] = metric_value(value)
+    for key, param in data.params.items():
+        row[f"params.{key}"] = param
+    for key, metric in data.metrics.items():
+        row[f"metrics.{key}"] = metric_value(metric)
     return row
