@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -58,10 +59,22 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.2) -> An
         time.sleep(interval)
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store, created by MLflow once per test session (its schema
+    migration takes seconds); each project gets a copy, so every test has its own real store."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Any:
     root = tmp_path / "proj"
-    root.mkdir()
+    (root / ".nbtrack").mkdir(parents=True)
+    shutil.copy(empty_store, root / ".nbtrack" / "mlflow.db")
     subprocess.run(["git", "init", "-q", str(root)], check=True)  # <project> is the git root
     monkeypatch.chdir(root)
     for name in list(os.environ):
@@ -86,6 +99,9 @@ def shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # What ipykernel does in every new kernel process; reset the module's memory of an earlier shell.
     configure_inline_support.current_backend = "unset"
     configure_inline_support(sh, "inline")
+    import matplotlib
+
+    matplotlib.use("module://matplotlib_inline.backend_inline")  # even if an earlier test chose Agg
     yield sh
     import nbtrack
     from nbtrack.capture import extension

@@ -57,6 +57,8 @@ def process_alive(header: Event | None) -> bool:
         import psutil
 
         process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # killed, not yet reaped by its parent
         started = header.get("pid_started")
         return started is None or abs(process.create_time() - float(started)) < 2.0
     except Exception:  # noqa: BLE001 - NoSuchProcess, AccessDenied...
