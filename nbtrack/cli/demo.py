@@ -304,8 +304,16 @@ def show_run(console: Console, store: DemoStore, run_: Run, output: Path) -> Non
         console.print(f"  mlflow ui --backend-store-uri {shlex.quote(uri)}", soft_wrap=True)
     else:
         console.print(f"  the MLflow UI of {uri}", soft_wrap=True)
-    notebook = shlex.quote(str(output.parent / NOTEBOOK_NAME))
+    notebook = shlex.quote(shown_path(output.parent / NOTEBOOK_NAME))
     console.print(f"  nbtrack runs {notebook}", soft_wrap=True)
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def figure_artifacts(client: MlflowClient, run_id: str) -> list[str]:
