@@ -455,7 +455,8 @@ class TrackingSession:
             return
         self.cell = cell  # metrics and params of this cell refer to it
         try:
-            self._record_cell(cell, raw, result)
+            with self.journal.batch():
+                self._record_cell(cell, raw, result)
         finally:
             self.cell = None
         self._poke_delivery()
@@ -468,7 +469,7 @@ class TrackingSession:
             return  # %nbtrack runs after %nbtrack end must not open an empty run
         self.idle = False
         run = self._ensure_run()
-        if self.notebook is None:
+        if self.notebook is None and not run.started:  # give up once the run settled on "untitled"
             self.sources.append(raw)
             self._retry_detection()
         ref = self.nbfile.find(cell.cell_id, raw)

@@ -22,7 +22,7 @@ from nbtrack.journal import JournalFile, list_journals, read_events
 from nbtrack.project import Project
 from nbtrack.sinks import Sink
 
-BATCH = 5000  # events per sink call
+BATCH = 20000  # events per sink call (MLflow chunks them by its own limits)
 _BACKOFF_MAX = 30.0
 
 

@@ -12,6 +12,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ class JournalWriter:
         self.blob_dir = self.journal_dir / f"{session}.blobs"
         self._lock = threading.Lock()
         self._seq = 0
+        self._held: list[bytes] | None = None  # lines of an open batch()
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -50,11 +53,36 @@ class JournalWriter:
             if run is not None:
                 event["run"] = run
             event.update(payload)
-            line = json.dumps(event, default=str, separators=(",", ":")) + "\n"
-            os.write(self._fd, line.encode("utf-8"))
-            if self.fsync:
-                os.fsync(self._fd)
+            line = (json.dumps(event, default=str, separators=(",", ":")) + "\n").encode("utf-8")
+            if self._held is not None:
+                self._held.append(line)
+            else:
+                self._write(line)
             return event
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the events appended inside as one ``os.write`` (a cell's events: one syscall)."""
+        with self._lock:
+            outer = self._held is not None
+            if not outer:
+                self._held = []
+        try:
+            yield
+        finally:
+            if not outer:
+                with self._lock:
+                    held, self._held = self._held or [], None
+                    if held:
+                        self._write(b"".join(held))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(self._fd)
 
     def write_blob(self, name: str, data: bytes) -> str:
         """Store a file beside the journal; returns its path relative to the journal folder."""
