@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from urllib.parse import quote
 
 import pytest
-from test_server_store import FIGURE_CELL, NOTEBOOK, make_project
+from test_server_store import (
+    FIGURE_CELL,
+    NOTEBOOK,
+    TRACKED_NOTEBOOK,
+    finished_runs,
+    make_papermill_project,
+    make_project,
+    stop_daemons,
+)
 from tornado.httpclient import HTTPClientError
 
 import nbtrack
@@ -181,6 +190,44 @@ async def test_rerun_of_unknown_run_is_404_and_unknown_job_is_404(api, project):
     assert "no job" in body["message"]
 
 
+@pytest.mark.kernel
+async def test_rerun_runs_in_the_background_and_reports_the_new_run(api, jp_root_dir, monkeypatch):
+    monkeypatch.setenv("NBTRACK_DAEMON_IDLE", "5")
+    make_papermill_project(jp_root_dir, [0.1])
+    (original,) = finished_runs(jp_root_dir)
+    try:
+        status, job, headers = await api(
+            "rerun", method="POST",
+            body={"run_id": original.info.run_id, "params": {"lr": "0.5"}, "notebook": TRACKED_NOTEBOOK},
+        )
+        assert status == 202
+        assert headers["Location"].endswith(f"/nbtrack/api/jobs/{job['id']}")
+        seen = {job["state"]}
+        while job["state"] in ("queued", "running"):
+            await asyncio.sleep(0.5)
+            status, job, _ = await api("jobs", job["id"])
+            assert status == 200
+            seen.add(job["state"])
+        assert job["state"] == "done", job["message"]
+        assert "running" in seen
+        (new,) = job["result"]["runs"]
+        assert new["rerun_of"] == original.info.run_id
+        assert str(new["params"]["lr"]) == "0.5"
+        status, body, _ = await api("runs", params={"notebook": TRACKED_NOTEBOOK})
+        assert [r["run_id"] for r in body["runs"]] == [new["run_id"], original.info.run_id]
+    finally:
+        stop_daemons(jp_root_dir)
+
+
+async def test_rerun_refuses_a_bad_param_name(api, project):
+    status, body, _ = await api(
+        "rerun", method="POST",
+        body={"run_id": project.run_ids[0], "params": {"not a name": "1"}, "notebook": NOTEBOOK},
+    )
+    assert status == 400
+    assert "not a name" in body["message"]
+
+
 async def test_rerun_requires_a_run_id(api, project):
     status, body, _ = await api("rerun", method="POST", body={"params": {"lr": "1"}})
     assert status == 400
@@ -218,3 +265,11 @@ async def test_paths_with_spaces_and_unicode_resolve(api, jp_root_dir):
         params={"notebook": tracked.notebook}, raw=True,
     )
     assert status == 200
+
+
+def test_panel_and_server_versions_match():
+    """The panel's handshake compares its package.json version with the server's __version__."""
+    from pathlib import Path
+
+    package = json.loads((Path(__file__).parents[1] / "labextension" / "package.json").read_text())
+    assert package["version"] == nbtrack.__version__

@@ -1,4 +1,4 @@
-"""A real tracked project for the server, widget and browser tests (no tests of its own).
+"""Real tracked projects for the server, widget and browser tests (no tests of its own).
 
 ``make_project(root)`` writes what capture writes for a notebook with
 ``%load_ext nbtrack``: ``<root>/.nbtrack/mlflow.db``, an experiment named after
@@ -6,6 +6,10 @@ the notebook's path relative to the project, runs with params, stepped metrics,
 a figure per run at ``figures/<exec>-<cell_id>-<n>.png`` and the cell records
 ``nbtrack/cells.json``. Runs are built with ``MlflowClient`` through the same
 store helpers capture uses, so every layer reads a genuine store.
+
+``make_papermill_project(root, lrs)`` makes fully real runs instead: papermill
+executes a notebook that loads nbtrack (capture, delivery, snapshot and all),
+which is what a re-run needs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -179,3 +187,86 @@ def add_runs(tracked: TrackedProject, count: int) -> None:
         )
         client.set_terminated(rid, "FINISHED", end_time=start + i * 1000 + 500)
         tracked.run_ids.append(rid)
+
+
+# -- real runs: papermill executes a notebook that loads nbtrack ---------------------------
+
+TRACKED_NOTEBOOK = "train.ipynb"
+
+
+def quiet_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "MLFLOW_", "JPY_"))}
+    env["NBTRACK_DAEMON_IDLE"] = "5"
+    return env
+
+
+def tracked_notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("lr = 0.1\nepochs = 3")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext nbtrack"),
+        params,
+        nbformat.v4.new_code_cell(
+            "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(3, 2))\n"
+            "ax.plot([0, 1, 2], [0, lr, 2 * lr])\nax.set_title(f'lr={lr}')\nplt.show()"
+        ),
+        nbformat.v4.new_code_cell(
+            "import nbtrack\nfor epoch in range(epochs):\n"
+            "    nbtrack.log(val_loss=1 / (1 + 10 * lr * (epoch + 1)), step=epoch)\n"
+            "accuracy = 1 - 1 / (1 + 10 * lr)"
+        ),
+    ]
+    return nb
+
+
+def finished_runs(root: Path) -> list[Any]:
+    db = root / ".nbtrack" / "mlflow.db"
+    if not db.exists():
+        return []
+    client = open_client(f"sqlite:///{db}")  # under the lock capture's delivery creates it with
+    experiment = client.get_experiment_by_name(TRACKED_NOTEBOOK)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.info.status == "FINISHED"]
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def stop_daemons(root: Path) -> None:
+    for pid_file in root.rglob(".nbtrack/delivery.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+def make_papermill_project(root: Path, lrs: list[float], env: dict[str, str] | None = None) -> None:
+    """Real runs: papermill executes the notebook once per learning rate, in parallel."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    nbformat.write(tracked_notebook(), root / TRACKED_NOTEBOOK)
+    out = root.parent / f"{root.name}-papermill"
+    out.mkdir(exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "papermill", "--no-progress-bar", TRACKED_NOTEBOOK,
+             str(out / f"run-{i}.ipynb"), "-p", "lr", str(lr)],
+            cwd=root, env=env or quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for i, lr in enumerate(lrs)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    wait_for(lambda: len(finished_runs(root)) == len(lrs), 60, f"{len(lrs)} delivered runs")

@@ -22,7 +22,7 @@ from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from nbtrack import __version__
-from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.errors import ExecutionFailed, NotFound, UsageProblem
 from nbtrack.server.jobs import Job, JobRegistry
 
 if TYPE_CHECKING:
@@ -173,19 +173,29 @@ class NbtrackService(LoggingConfigurable):
             raise UsageProblem("params must be an object of name: value")
         ref = self.store_for(notebook)
         _get_run(ref, run_id)  # an unknown run is a 404 now, not a failed job later
+        overrides = typed_params(params or {})
 
         def work(progress: Any) -> dict[str, Any]:
             from nbtrack.rerun.rerun import rerun
 
             frame = rerun(
                 run_id,
-                dict(params) if params else None,
+                overrides or None,
                 current=current,
                 progress=progress,
                 tracking_uri=ref.tracking_uri,
-                project=ref.project,
+                project=str(ref.project.root),
+                warn=lambda message: self.log.warning("nbtrack re-run of %s: %s", run_id, message),
             )
-            return {"runs": frame_records(frame)}
+            rows = frame_records(frame)
+            failed = [r for r in rows if r.get("status") != "FINISHED"]
+            if failed:
+                row = failed[0]
+                raise ExecutionFailed(
+                    f"re-run {row.get('run_id')} {str(row.get('status', 'failed')).lower()}: "
+                    f"{row.get('error') or 'see its output notebook'} ({row.get('output', '')})"
+                )
+            return {"runs": rows}
 
         return self.jobs.submit("rerun", run_id, work)
 
@@ -199,6 +209,15 @@ class NbtrackService(LoggingConfigurable):
             return None
         found = ref.client().get_experiment_by_name(experiment)
         return found.experiment_id if found is not None else None
+
+
+def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Edited values typed as the CLI's ``-p name=value`` types them (``"0.5"`` -> 0.5)."""
+    from nbtrack.rerun.params import parse_overrides
+
+    typed = {str(k): v for k, v in params.items() if not isinstance(v, str)}
+    typed.update(parse_overrides(f"{k}={v}" for k, v in params.items() if isinstance(v, str)))
+    return typed
 
 
 def _artifact_path(path: str) -> PurePosixPath:

@@ -1,0 +1,132 @@
+/**
+ * Public interfaces of the nbtrack panel and the wire types of its server API
+ * (`nbtrack/server/handlers.py`, `nbtrack.query.compare.Comparison.to_dict`).
+ */
+import { Token } from '@lumino/coreutils';
+
+/** GET /nbtrack/api/version */
+export interface IVersionInfo {
+  name: string;
+  version: string;
+  root_dir: string;
+  mlflow_ui_url: string | null;
+}
+
+/** A number as JSON carries it: NaN and infinities arrive as strings. */
+export type Num = number | 'nan' | 'inf' | '-inf';
+
+/** One row of GET /nbtrack/api/runs (nbtrack.query.runs.list_runs). */
+export interface IRunRow {
+  run_id: string;
+  run_name: string;
+  status: string;
+  start_time: string | null;
+  end_time: string | null;
+  duration_s: number | null;
+  origin?: string;
+  rerun_of?: string;
+  sweep_id?: string;
+  params: Record<string, string>;
+  metrics: Record<string, Num>;
+  [column: string]: unknown;
+}
+
+/** GET /nbtrack/api/runs?notebook=PATH */
+export interface IRunsReply {
+  notebook: {
+    path: string;
+    absolute_path: string;
+    project: string;
+    experiment: string;
+    experiment_id: string | null;
+    tracking_uri: string;
+  };
+  mlflow_ui_url: string | null;
+  runs: IRunRow[];
+}
+
+export interface ICompareRun {
+  run_id: string;
+  run_name: string;
+  label: string;
+  experiment_id: string;
+  experiment_name: string;
+  status: string;
+  start_time: string | null;
+  end_time: string | null;
+  duration_s: number | null;
+  tags: Record<string, string>;
+}
+
+export interface ICompareParam {
+  key: string;
+  values: Record<string, string | null>;
+  differs: boolean;
+}
+
+export interface ICompareMetric {
+  key: string;
+  direction: 'min' | 'max';
+  values: Record<string, { last: Num; best: Num; steps: number } | null>;
+  best_runs: { last: string[]; best: string[] };
+}
+
+export interface IFigureFile {
+  path: string;
+  ext: string;
+  exec_count: number | null;
+}
+
+export interface IFigureGroup {
+  key: string;
+  cell_id: string | null;
+  n: number | null;
+  runs: Record<string, IFigureFile[]>;
+}
+
+export interface ICellDiff {
+  cell_id: string;
+  index: number | null;
+  sources: Record<string, string | null>;
+  diffs: Record<string, string>;
+}
+
+/** GET /nbtrack/api/compare?ids=A,B */
+export interface IComparison {
+  version: number;
+  runs: ICompareRun[];
+  params: ICompareParam[];
+  metrics: ICompareMetric[];
+  histories: Record<string, Record<string, [number, Num][]>>;
+  figures: IFigureGroup[];
+  cells: ICellDiff[];
+  /** Input drift, when the query layer reports it (shape owned by nbtrack.lake.profile). */
+  inputs?: unknown;
+}
+
+/** GET /nbtrack/api/jobs/ID (and the reply of POST /nbtrack/api/rerun) */
+export interface IJob {
+  id: string;
+  kind: string;
+  target: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  progress: { state?: string; cell?: number; cells?: number; [k: string]: unknown };
+  result: { runs?: IRunRow[] } | null;
+  message: string;
+  created: number;
+  started: number | null;
+  finished: number | null;
+}
+
+/** The side panel, for other extensions that want to point it somewhere. */
+export interface INbtrackPanel {
+  /** Show the runs of a notebook (path relative to the server root). */
+  showNotebook(path: string | null): Promise<void>;
+  /** Reload the runs of the notebook shown. */
+  refresh(): Promise<void>;
+}
+
+export const INbtrackPanel = new Token<INbtrackPanel>(
+  'nbtrack:INbtrackPanel',
+  'The nbtrack side panel: runs of the active notebook, comparison and re-run.'
+);
