@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -70,24 +72,44 @@ def test_demo_help_and_usage_errors(capsys, tmp_path):
     assert "is a file" in capsys.readouterr().err
 
 
+def stop_delivery_process(project: Path) -> None:
+    """End the delivery process a kernel started for ``project`` (it would exit when idle)."""
+    try:
+        os.kill(int((project / ".nbtrack" / "delivery.pid").read_text().strip()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
 @pytest.mark.kernel
 def test_quickstart_passes_nbval(tmp_path):
     notebook = tmp_path / "quickstart.ipynb"
     notebook.write_bytes(QUICKSTART.read_bytes())
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-         "-p", "no:cacheprovider", "-q", str(notebook)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+             "-p", "no:cacheprovider", "-q", str(notebook)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=240,
+            env={**os.environ, "NBTRACK_DAEMON_IDLE": "5"},
+        )
+    finally:
+        stop_delivery_process(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\b\d+ passed\b", done.stdout)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    """The demo's folder; the delivery process its kernel started is ended after the test."""
+    demo = tmp_path / "demo"
+    yield demo
+    stop_delivery_process(demo)
 
 
 def run_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nbtrack", "demo", "--dir", str(folder), *args],
         capture_output=True, text=True, timeout=240,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "NBTRACK_DAEMON_IDLE": "5"},
     )
 
 
@@ -103,8 +125,7 @@ def store_run(folder: Path, stdout: str):
 
 
 @pytest.mark.kernel
-def test_demo_runs_the_quickstart_and_prints_its_tracked_run(tmp_path):
-    folder = tmp_path / "demo"
+def test_demo_runs_the_quickstart_and_prints_its_tracked_run(folder, tmp_path):
     done = run_demo(folder)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -145,8 +166,7 @@ def test_demo_runs_the_quickstart_and_prints_its_tracked_run(tmp_path):
 
 
 @pytest.mark.kernel
-def test_demo_passes_parameters_to_the_notebook(tmp_path):
-    folder = tmp_path / "demo"
+def test_demo_passes_parameters_to_the_notebook(folder):
     done = run_demo(folder, "-p", "max_depth=3", "-p", "n_estimators=20")
     assert done.returncode == 0, done.stdout + done.stderr
     client, run = store_run(folder, done.stdout)
@@ -157,8 +177,7 @@ def test_demo_passes_parameters_to_the_notebook(tmp_path):
 
 
 @pytest.mark.kernel
-def test_demo_of_a_failing_notebook_shows_the_failed_run(tmp_path):
-    folder = tmp_path / "demo"
+def test_demo_of_a_failing_notebook_shows_the_failed_run(folder):
     folder.mkdir()
     nb = json.loads(QUICKSTART.read_text())
     nb["cells"].insert(5, {
