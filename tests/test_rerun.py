@@ -63,18 +63,6 @@ def test_rerun_reproduces_the_seeded_quickstart(project, capsys):
     assert again.data.metrics == original.data.metrics  # bit for bit
     assert again.data.tags["nbtrack.origin"] == "rerun"
 
-    events: list[dict] = []
-    frame = rerun(original.info.run_id, {"n_estimators": 10}, progress=events.append)
-    row = frame.iloc[0]
-    assert row["status"] == "FINISHED" and row["params.n_estimators"] == 10
-    assert row["rerun_of"] == original.info.run_id
-    report = frame.attrs["report"].set_index("metric")
-    assert "changed" in set(report["verdict"])
-    assert client.get_run(row["run_id"]).data.params["n_estimators"] == "10"
-    cells = [e for e in events if "cell" in e]
-    assert cells and cells[-1]["cell"] == cells[-1]["cells"]
-    assert events[-1]["state"] == "done" and events[-1]["status"] == "FINISHED"
-
 
 @pytest.mark.kernel
 def test_snapshot_versus_current_notebook(project):
@@ -87,14 +75,25 @@ def test_snapshot_versus_current_notebook(project):
     nb = json.loads(notebook.read_text())
     nb["cells"][2]["source"] = "mean_loss = sum(xs) / n + 1\nmax_score = max(xs)"
     notebook.write_text(json.dumps(nb))
-    same = rerun(original["run_id"])
+    events: list[dict] = []
+    same = rerun(original["run_id"], progress=events.append)
     assert set(same.attrs["report"]["verdict"]) == {"equal"}
     assert same.iloc[0]["params.seed"] == 3  # papermill's injected value, from the sweep child
+    cells = [e for e in events if "cell" in e]
+    assert [e["cell"] for e in cells] == list(range(1, cells[0]["cells"] + 1))
+    assert events[-1]["state"] == "done" and events[-1]["status"] == "FINISHED"
+    assert all(e["run_id"] == same.iloc[0]["run_id"] for e in events if "run_id" in e)
     # ...and --current runs the file as it is now
     now = rerun(original["run_id"], current=True).attrs["report"].set_index("metric")
     assert now.loc["mean_loss", "verdict"] == "changed"
     assert now.loc["mean_loss", "delta"] == pytest.approx(1.0)
     assert now.loc["max_score", "verdict"] == "equal"
+    # overrides: a new value, reported as a change, with the run's own params
+    other = rerun(original["run_id"], {"n": 50})
+    row = other.iloc[0]
+    assert row["params.n"] == 50 and row["params.seed"] == 3
+    assert row["rerun_of"] == original["run_id"] and row["status"] == "FINISHED"
+    assert "changed" in set(other.attrs["report"]["verdict"])
 
 
 def test_no_store_is_not_created_by_a_rerun(tmp_path, monkeypatch, capsys):

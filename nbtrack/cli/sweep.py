@@ -48,6 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                            help="lower --metric is better")
     parser.add_argument("--backend", choices=["local", "spark"], default="local",
                         help="local worker processes, or one Spark task per execution")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="with --backend spark: local[W] (default), spark://..., or sc://... "
+                        "for Spark Connect")
     parser.add_argument("--kernel", dest="kernel_name", help="kernel name (default: the notebook's)")
     parser.add_argument("--cwd", help="working directory of the kernels (default: the notebook's)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: the project's)")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, timeout=args.timeout, backend=args.backend, resume=args.resume,
         metric=args.metric, maximize=args.maximize, kernel_name=args.kernel_name, cwd=args.cwd,
         progress=not args.no_progress and sys.stderr.isatty(), tracking_uri=args.tracking_uri,
-        warn=warn,
+        spark_master=args.spark_master, warn=warn,
     )
     sweep_id = frame.attrs["sweep_id"]
     out = Console(width=max(Console().width, 120) if not sys.stdout.isatty() else None)

@@ -16,6 +16,7 @@ another machine.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,15 +90,21 @@ class SparkExecutor:
             from pyspark.sql import SparkSession
         except ImportError as exc:
             raise NbtrackError("--backend spark needs pyspark: pip install 'nbtrack[spark]'") from exc
-        active = SparkSession.getActiveSession()
+        active = SparkSession.getActiveSession() if not self.master else None
         if active is not None:
             return active, False
         master = self.master or f"local[{self.workers}]"
-        builder = SparkSession.builder.appName("nbtrack-sweep").master(master)
         try:
-            session = builder.config("spark.ui.enabled", "false").getOrCreate()
+            if master.startswith("sc://"):  # Spark Connect (Databricks Connect, Sail, Spark 4)
+                session = SparkSession.builder.remote(master).getOrCreate()
+            else:
+                # Local Python workers must be this interpreter (it has nbtrack installed).
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+                builder = SparkSession.builder.appName("nbtrack-sweep").master(master)
+                session = builder.config("spark.ui.enabled", "false").getOrCreate()
         except Exception as exc:
-            raise NbtrackError(f"cannot start Spark ({master}): {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise NbtrackError(f"cannot start Spark ({master}): {first}") from exc
         return session, True
 
     def run(self, jobs: list[Job]) -> list[Outcome]:

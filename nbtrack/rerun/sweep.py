@@ -74,6 +74,7 @@ def sweep(
     tracking_uri: str | None = None,
     project: str | os.PathLike[str] | None = None,
     spark: Any = None,
+    spark_master: str | None = None,
     warn: Callable[[str], None] | None = None,
     delivery_timeout: float = DELIVERY_TIMEOUT_S,
 ) -> pd.DataFrame:
@@ -82,7 +83,9 @@ def sweep(
     Returns one row per combination (``index, run_id, status, error, duration_s,
     output, params.*, metrics.*``), sorted by ``metric`` when given (best first;
     ``maximize`` defaults from the name: ``*loss*``/``*error*`` are minimized).
-    ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``.
+    ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``. With ``backend="spark"``
+    the executions run on ``spark`` (a SparkSession), else the active session, else
+    one built for ``spark_master`` (``local[W]`` by default, ``sc://...`` for Spark Connect).
     """
     say = warn or _default_warn
     if workers < 1:
@@ -109,7 +112,8 @@ def sweep(
             )
         if todo:
             _run(plan, store, todo, timeout=timeout, executor=executor, workers=workers,
-                 progress=progress, spark=spark, delivery_timeout=delivery_timeout)
+                 progress=progress, spark=(spark, spark_master),
+                 delivery_timeout=delivery_timeout)
         else:
             say(f"sweep {plan.sweep_id}: all {len(plan.combinations)} executions already finished")
     finally:
@@ -284,7 +288,8 @@ def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, ba
                                    daemon=True)
         watcher.start()
         try:
-            outcomes = SparkExecutor(workers=workers, spark=spark).run(jobs)
+            session, master = spark if isinstance(spark, tuple) else (spark, None)
+            outcomes = SparkExecutor(workers=workers, spark=session, master=master).run(jobs)
         finally:
             stop.set()
             watcher.join(timeout=5)
