@@ -30,7 +30,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     # a user's own mlflow.start_run()). notebook is an absolute path or None.
     "run_start": (
         "experiment", "notebook", "project", "tracking_uri", "name", "mlflow_run_id",
-        "parent_run_id", "tags", "origin", "papermill_input", "papermill_output",
+        "parent_run_id", "tags", "origin", "papermill_input", "papermill_output", "adopted",
     ),
     # Parameters of the run: key -> string value (as MLflow stores it), and the
     # same values as JSON (``values``) for engines that want types.
@@ -49,6 +49,9 @@ TYPES: dict[str, tuple[str, ...]] = {
     ),
     # A Delta (or other) table read by the run.
     "input": ("table_uri", "version", "schema_hash", "rows", "profile"),
+    # The user's own MLflow run (mlflow.start_run(), autologging) became active:
+    # from now on this run *is* that MLflow run; what was delivered before moves there.
+    "attach": ("mlflow_run_id",),
     # A capture problem the user was warned about.
     "warning": ("message",),
     # The run ended. status: FINISHED | FAILED | KILLED. The delivery process logs

@@ -91,6 +91,8 @@ def shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     from IPython.core.interactiveshell import InteractiveShell
 
     monkeypatch.setenv("NBTRACK_DELIVERY", "thread")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # capture may set it: restore "unset" afterwards
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     InteractiveShell.clear_instance()
     sh = InteractiveShell.instance()

@@ -236,6 +236,9 @@ def test_read_only_project_turns_tracking_off_without_breaking_cells(shell, proj
 
     if os.geteuid() == 0:
         # root ignores permissions; make .nbtrack unusable another way: a file where the folder goes
+        import shutil
+
+        shutil.rmtree(project / ".nbtrack")
         (project / ".nbtrack").write_text("not a folder")
     else:
         project.chmod(0o500)
@@ -245,3 +248,15 @@ def test_read_only_project_turns_tracking_off_without_breaking_cells(shell, proj
     finally:
         project.chmod(0o700)
     assert "tracking is off in this kernel" in capsys.readouterr().err
+
+
+def test_users_own_mlflow_run_is_followed_not_duplicated(shell, project, notebook):
+    run_notebook_cells(shell, notebook, [0, 1])  # nbtrack's run has started, params delivered
+    shell.run_cell("import mlflow\nrun = mlflow.start_run(run_name='mine')\nmlflow.log_param('extra', 1)")
+    shell.run_cell("val_acc = 0.7")
+    shell.run_cell("mlflow.end_run()")
+    (run,) = delivered_runs(project)  # one run: the user's, holding nbtrack's params too
+    assert run.info.run_name == "mine"
+    assert run.data.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base", "extra": "1"}
+    assert run.data.metrics["val_acc"] == 0.7
+    assert "nbtrack/cells.json" in artifacts(project, run)

@@ -50,6 +50,7 @@ class RunState:
     cells: int = 0
     last_error: bool = False
     attach: str | None = None  # existing MLflow run id to log into
+    attach_from_env: bool = False  # a sweep/re-run owns this run: never follow the user's runs
     extra_tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -106,6 +107,7 @@ class TrackingSession:
         self._first_run = True
         self._closed = False
         self._last_poke = 0.0
+        self._set_tracking_env = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -117,6 +119,12 @@ class TrackingSession:
         for problem in apply_sources(self.config, self.project.root):
             self.safety.warn(problem)
         self.project.ensure()
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            from nbtrack.sinks.mlflow_store import tracking_uri_for
+
+            # A user's own mlflow.start_run() must land in the same store, so nbtrack can log into it.
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri_for(self.project, self.config.tracking_uri)
+            self._set_tracking_env = True
         self.journal = JournalWriter(self.project.journal_dir, self.session_id, fsync=self.config.fsync)
         self.journal.append(
             "session_start",
@@ -147,6 +155,8 @@ class TrackingSession:
                 self.delivery.stop(timeout=self.config.flush_timeout)
         except Exception as exc:  # noqa: BLE001 - exiting kernels must exit
             print(f"nbtrack: could not close the session cleanly ({exc})", file=sys.stderr)
+        if self._set_tracking_env:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
         try:
             atexit.unregister(self.close)
         except Exception:  # noqa: BLE001
@@ -197,6 +207,7 @@ class TrackingSession:
             if self._first_run:
                 self._first_run = False
                 self.run.attach = env.RUN_ID.get()
+                self.run.attach_from_env = self.run.attach is not None
                 self.run.extra_tags = env.run_tags()
         return self.run
 
@@ -240,6 +251,7 @@ class TrackingSession:
             origin=run_tags[tags.ORIGIN],
             papermill_input=str(self.detection.papermill_input or "") or None,
             papermill_output=str(self.detection.papermill_output or "") or None,
+            adopted=run.attach is not None and not run.attach_from_env,  # the user's run: never end it
         )
 
     def _emit(self, type_: str, **payload: Any) -> None:
@@ -472,6 +484,8 @@ class TrackingSession:
         if self.notebook is None and not run.started:  # give up once the run settled on "untitled"
             self.sources.append(raw)
             self._retry_detection()
+        with self.safety.guard("following the active MLflow run"):
+            self._follow_user_mlflow_run(run)
         ref = self.nbfile.find(cell.cell_id, raw)
         cell_id = cell.cell_id or (ref.cell_id if ref else None)
         cell.cell_id = cell_id
@@ -506,6 +520,20 @@ class TrackingSession:
             error_value=str(error)[:2000] if error is not None else None,
             outputs=cell.outputs, metrics=metrics, index=index,
         )
+
+    def _follow_user_mlflow_run(self, run: RunState) -> None:
+        """The user started an MLflow run themselves: log into it instead of making a second run."""
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is None or run.attach_from_env:
+            return
+        active = mlflow.active_run()
+        if active is None or active.info.run_id == run.attach:
+            return
+        if run.attach is not None:  # a second user run: a new nbtrack run follows it
+            run = self.new_run()
+        run.attach = active.info.run_id
+        if run.started:
+            self._emit("attach", mlflow_run_id=run.attach)
 
     def _auto_metrics(self, tree: ast.Module, cell_id: str | None) -> list[str]:
         user_ns = self.shell.user_ns

@@ -57,6 +57,10 @@ class RunIndex(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._data)
 
+    @classmethod
+    def info_of(cls, journal_dir: Path, session: str, key: str) -> dict[str, Any]:
+        return cls(journal_dir, session).info(key)
+
     def info(self, key: str) -> dict[str, Any]:
         return self._data.get(key, {})
 
