@@ -75,7 +75,10 @@ class Project:
         """The notebook's path relative to the project (posix), ``untitled`` if unknown."""
         if not notebook:
             return "untitled"
-        path = Path(notebook).resolve()
+        path = Path(notebook)
+        if not path.exists():
+            return path.as_posix()  # a workspace path (Databricks): experiments are named by it
+        path = path.resolve()
         try:
             return path.relative_to(self.root).as_posix()
         except ValueError:

@@ -260,3 +260,23 @@ def test_users_own_mlflow_run_is_followed_not_duplicated(shell, project, noteboo
     assert run.data.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base", "extra": "1"}
     assert run.data.metrics["val_acc"] == 0.7
     assert "nbtrack/cells.json" in artifacts(project, run)
+
+
+def test_detection_on_databricks_uses_the_workspace_path(shell, project, monkeypatch):
+    """MOCK: a Databricks workspace cannot run here. A stand-in for the runtime's
+    `dbruntime.databricks_repl_context` module gives the notebook context, as Databricks does."""
+    import sys
+    import types
+
+    context = types.SimpleNamespace(notebookPath="/Users/ada@example.com/churn/train")
+    module = types.ModuleType("dbruntime.databricks_repl_context")
+    module.get_context = lambda: context
+    monkeypatch.setitem(sys.modules, "dbruntime", types.ModuleType("dbruntime"))
+    monkeypatch.setitem(sys.modules, "dbruntime.databricks_repl_context", module)
+    shell.run_cell("%load_ext nbtrack")
+    shell.run_cell("val_acc = 0.5")
+    session = session_of(shell)
+    assert session.detection.how == "Databricks"
+    assert session.project.root == project  # state stays in the working directory's project
+    (run,) = delivered_runs(project)
+    assert client_for(project).get_experiment(run.info.experiment_id).name == "/Users/ada@example.com/churn/train"

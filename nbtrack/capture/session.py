@@ -174,8 +174,10 @@ class TrackingSession:
             self.nbfile = nbdetect.NotebookFile(self.detection.notebook)
             if self.config.project_dir:
                 self.project = Project(Path(self.config.project_dir).resolve())
-            else:
+            elif self.detection.notebook.exists():
                 self.project = Project.for_notebook(self.detection.notebook)
+            else:  # a workspace path (Databricks): keep state in the working directory's project
+                self.project = Project.for_notebook(None)
         elif self.config.project_dir:
             self.project = Project(Path(self.config.project_dir).resolve())
 
