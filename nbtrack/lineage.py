@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.env import EnvVar
+from nbtrack.env import INPUT_VERSIONS
 from nbtrack.errors import NotFound, StoreUnavailable
 from nbtrack.lake.profile import DEFAULT_THRESHOLD, InputDrift, input_drift, schema_hash
 
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-INPUT_VERSIONS = EnvVar(
-    "NBTRACK_INPUT_VERSIONS",
-    "JSON {table_uri: version}: Delta versions read_delta/read_table pin (set by re-runs).",
-)
 
 __all__ = [
     "DEFAULT_THRESHOLD", "INPUT_VERSIONS", "InputDrift", "input_drift", "normalize_uri",

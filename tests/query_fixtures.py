@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,77 @@ def module_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreFixt
         yield _built[0]
     finally:
         patch.undo()
+
+
+# -- runs delivered by the real delivery loop into MLflow and the lake --------------------------
+
+
+def journal_session(root: Path, session: str, *, alive: bool = True) -> Any:
+    """A journal as a kernel writes it; ``alive`` names this process as its kernel."""
+    import os
+    import socket
+    import sys
+
+    from nbtrack.journal import JournalWriter
+    from nbtrack.project import Project
+
+    writer = JournalWriter(Project(root).journal_dir, session)
+    writer.append("session_start", pid=os.getpid() if alive else 2**22 + 17,
+                  host=socket.gethostname(), python=sys.version.split()[0],
+                  executable=sys.executable, cwd=str(root), version="0", delivery="process")
+    return writer
+
+
+def journal_run(writer: Any, root: Path, key: str, *, params: dict[str, Any],
+                metrics: dict[str, list[float]], inputs: list[dict[str, Any]] = (),
+                end: str | None = "FINISHED", notebook: str = NOTEBOOK,
+                name: str | None = "") -> None:
+    """One run's events in ``writer``'s journal: start, params, metric points, inputs, end.
+
+    ``name`` defaults to ``run-<key>``; None leaves naming to MLflow.
+    """
+    from nbtrack import tags as t
+    from nbtrack.project import Project
+    from nbtrack.sinks.mlflow_store import tracking_uri_for
+
+    project = Project(root)
+    writer.append(
+        "run_start", run=key, experiment=project.experiment_name(root / notebook),
+        notebook=str(root / notebook), project=str(root), tracking_uri=tracking_uri_for(project),
+        name=f"run-{key}" if name == "" else name, mlflow_run_id=None, parent_run_id=None,
+        tags={t.RUN_KEY: key, t.ORIGIN: "interactive", t.NOTEBOOK: notebook}, origin="interactive",
+    )
+    writer.append("params", run=key, params={k: str(v) for k, v in params.items()},
+                  values=params, source="parameters", cell_id="params")
+    for name, values in metrics.items():
+        for step, value in enumerate(values):
+            writer.append("metric", run=key, key=name, value=value, step=step, cell_id="train",
+                          exec_count=2)
+    for record in inputs:
+        writer.append("input", run=key, **record)
+    if end:
+        writer.append("run_end", run=key, status=end, notebook=None, papermill_output=None,
+                      out_of_order=[])
+
+
+def deliver_all(root: Path, *, passes: int = 20) -> Any:
+    """Run the real delivery loop until nothing moves; returns the Deliverer (closed)."""
+    from nbtrack.delivery.deliverer import Deliverer
+    from nbtrack.project import Project
+
+    deliverer = Deliverer(Project(root))
+    try:
+        for _ in range(passes):
+            if not deliverer.run_once():
+                break
+    finally:
+        deliverer.close()
+    return deliverer
+
+
+def input_record(table_uri: str, data: Any, version: int = 0) -> dict[str, Any]:
+    """What ``nbtrack.read_delta`` records for an Arrow table ``data``."""
+    from nbtrack.lake.profile import profile_table, schema_hash
+
+    return {"table_uri": table_uri, "version": version, "schema_hash": schema_hash(data.schema),
+            "rows": data.num_rows, "profile": profile_table(data)}

@@ -115,7 +115,7 @@ def test_compare_json_is_the_documented_shape(in_project: StoreFixture,
     ids = in_project.ids
     assert main(["compare", ids["a"], ids["c"], "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["version"] == 1 and [r["run_id"] for r in data["runs"]] == [ids["a"], ids["c"]]
+    assert data["version"] == 2 and [r["run_id"] for r in data["runs"]] == [ids["a"], ids["c"]]
     loss = next(m for m in data["metrics"] if m["key"] == "val_loss")
     assert loss["values"][ids["c"]]["last"] == "nan"
 

@@ -150,9 +150,10 @@ def test_to_dict_is_strict_json_with_documented_shape(store: StoreFixture) -> No
     ids = store.ids
     data = json.loads(json.dumps(
         compare([ids["a"], ids["b"], ids["c"]], project=store.root).to_dict(), allow_nan=False))
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert set(data) == {"version", "tracking_uri", "runs", "params", "metrics", "histories",
-                         "figures", "cells"}
+                         "figures", "cells", "inputs"}
+    assert data["inputs"] == {"differ": False, "drift": [], "runs": {}}  # no lake, no lineage
     assert [r["run_id"] for r in data["runs"]] == [ids["a"], ids["b"], ids["c"]]
     assert data["runs"][0]["experiment_name"] == NOTEBOOK
     assert data["runs"][2]["tags"]["nbtrack.sweep_id"] == "sweep-1"

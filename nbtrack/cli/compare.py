@@ -67,6 +67,7 @@ def print_comparison(console: Any, comparison: Comparison) -> None:
 
     print_table(console, _runs_table(comparison))
     print_table(console, _params_table(comparison))
+    _print_inputs(console, comparison)
     print_table(console, _metrics_table(comparison))
     if comparison.figures:
         print_table(console, _figures_table(comparison))
@@ -77,6 +78,22 @@ def print_comparison(console: Any, comparison: Comparison) -> None:
         console.print(Text(f"changed {where} ({cell.cell_id})", style="bold"))
         for diff in cell.diffs.values():
             console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"))
+
+
+def _print_inputs(console: Any, comparison: Comparison) -> None:
+    """"inputs differ: columns …" and each moved table, under the params."""
+    from rich.text import Text
+
+    from nbtrack.query.inputs import drift_headline
+
+    headline = drift_headline(comparison.inputs)
+    if headline is None:
+        return
+    console.print(Text(headline, style="bold yellow"))
+    labels = comparison.labels
+    for drift in comparison.inputs["drift"]:
+        pair = f"{labels.get(drift['run_a'], drift['run_a'])} → {labels.get(drift['run_b'], drift['run_b'])}"
+        console.print(Text(f"  {pair}: {drift['summary']}"))
 
 
 def _table(title: str, first: str, comparison: Comparison) -> Any:

@@ -80,6 +80,7 @@ def list_runs(
     experiment: str,
     *,
     max_results: int = 1000,
+    tracking_uri: str | None = None,
     storage_options: dict[str, str] | None = None,
 ) -> pd.DataFrame | None:
     """Runs of ``experiment`` (a notebook's path relative to its project), newest first.
@@ -87,15 +88,24 @@ def list_runs(
     Same shape as ``nbtrack.query.runs.runs_frame``: ``BASE_COLUMNS``, then
     ``params.<key>`` and ``metrics.<key>`` (last value) sorted by key, plus
     ``best.<key>`` (best value: min for losses/errors, else max). None when the
-    lake has no leaderboard (fall back to MLflow).
+    lake has no leaderboard (fall back to MLflow). With ``tracking_uri``, only runs
+    logged to that MLflow store (or to an unknown one) are listed.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    data = _scan(lake_uri, "leaderboard", filter=pc.field("experiment") == experiment,
-                 storage_options=storage_options)
+    wanted = pc.field("experiment") == experiment
+    if tracking_uri:
+        uri = pc.field("tracking_uri")
+        wanted = wanted & (pc.is_null(uri) | (uri == tracking_uri))
+    data = _scan(lake_uri, "leaderboard", filter=wanted, storage_options=storage_options)
     if data is None:
         return None
-    order = pc.sort_indices(data, [("start", "descending")])  # nulls (unknown start) last
+    # MLflow's order: start (to the millisecond it keeps) newest first, ties by run id.
+    millis = pc.divide(pc.cast(data.column("start"), pa.int64()), 1000)
+    keys = pa.table({"ms": pc.fill_null(millis, -(2**63)),  # unknown start last
+                     "run_id": data.column("run_id")})
+    order = pc.sort_indices(keys, [("ms", "descending"), ("run_id", "ascending")])
     return _runs_frame(data.take(order[:max_results]))
 
 

@@ -214,7 +214,6 @@ class RowBuilder:
             elif kind == "run_end":
                 row["status"] = event.get("status")
                 row["end"] = micros(event.get("t"))
-                self._apply_git(row, event.get("notebook"))
             elif kind == "params":
                 for key, value in (event.get("params") or {}).items():
                     row[safe_column(PARAM_PREFIX + str(key))] = _str(value)
@@ -231,6 +230,15 @@ class RowBuilder:
                 row[field] = str(event[field])
         row["user"] = getpass.getuser()
         self._apply_tags(row, event.get("tags") or {})
+        if row.get("name") is None:  # the name MLflow gave an unnamed run (sink run index)
+            info = getattr(self.run_ids, "info", None)
+            named = info(event.get("run")).get("name") if callable(info) else None
+            if named:
+                row["name"] = str(named)
+        # The commit the run started from, as the MLflow sink tags it (a commit made
+        # while the run goes on does not change what it ran).
+        notebook = event.get("notebook")
+        self._apply_git(row, Path(str(notebook)).parent if notebook else event.get("project"))
 
     def _apply_tags(self, row: Row, tags: Mapping[str, Any]) -> None:
         names = {
@@ -243,10 +251,10 @@ class RowBuilder:
             if tags.get(tag) not in (None, ""):
                 row[column] = str(tags[tag])
 
-    def _apply_git(self, row: Row, notebook: Any) -> None:
-        if row.get("git_commit") or not notebook:
+    def _apply_git(self, row: Row, folder: Any) -> None:
+        if row.get("git_commit") or not folder:
             return
-        folder = Path(str(notebook)).parent
+        folder = Path(str(folder))
         if folder.is_dir():
             commit, branch = _git_state(str(folder))
             if commit:

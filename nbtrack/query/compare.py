@@ -4,6 +4,10 @@
 HTML in a notebook, turns into one DataFrame with ``to_pandas()``, and into a
 JSON-ready dict with ``to_dict()`` (the shape the JupyterLab server returns,
 documented on that method). Runs may come from different notebooks.
+
+Params, metric curves and input lineage come from the project's Delta lake when
+it is current for every compared run (see :mod:`nbtrack.query.lake`), else from
+MLflow; run details, figures and cells always come from MLflow and its artifacts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from nbtrack import tags
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
+from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.runs import metric_value
 from nbtrack.query.store import ProjectLike, resolve_store
 
@@ -28,7 +33,7 @@ Direction = Literal["min", "max"]
 #: Words that make a metric lower-is-better when its name (split on ``_``) contains one.
 LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
 #: Version of the ``to_dict()`` shape; bumped on any incompatible change.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def metric_direction(name: str) -> Direction:
@@ -89,6 +94,8 @@ class Comparison:
     figures: list[FigureGroup] = field(default_factory=list)
     cells: list[CellDiff] = field(default_factory=list)
     tracking_uri: str = ""
+    # {"differ": bool, "drift": [...], "runs": {run id: [records]}}; see to_dict()
+    inputs: dict[str, Any] = field(default_factory=no_inputs)
 
     @property
     def run_ids(self) -> list[str]:
@@ -112,9 +119,9 @@ class Comparison:
         return pd.concat([params, last])
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (``json.dumps(..., allow_nan=False)`` works). Shape (v1)::
+        """A JSON-serialisable dict (``json.dumps(..., allow_nan=False)`` works). Shape (v2)::
 
-            {"version": 1, "tracking_uri": str,
+            {"version": 2, "tracking_uri": str,
              "runs": [{"run_id", "run_name", "label", "experiment_id", "experiment_name",
                        "status", "start_time": ISO-8601 str | null, "end_time": ... | null,
                        "duration_s": float | null, "artifact_uri", "tags": {str: str}}],
@@ -127,11 +134,20 @@ class Comparison:
                           "n": int | null, "runs": {run_id: [{"path", "ext",
                           "exec_count": int | null, "uri", "local_path": str | null}]}}],
              "cells": [{"cell_id", "index": int | null, "sources": {run_id: str | null},
-                        "diffs": {run_id: unified diff str}}]}
+                        "diffs": {run_id: unified diff str}}],
+             "inputs": {"differ": bool,
+                        "drift": [{"table_uri", "version_a", "version_b", "rows_a", "rows_b",
+                                   "schema_changed": bool, "only_in": "a" | "b" | null,
+                                   "summary": str, "run_a": run_id, "run_b": run_id,
+                                   "columns": [{"column", "score": float | "inf", "reason"}]}],
+                        "runs": {run_id: [{"table_uri", "version", "schema_hash", "rows",
+                                           "profile": {column: {...}}, "t": ISO str | null}]}}}
 
         NUM is a float, or ``"nan"`` / ``"inf"`` / ``"-inf"``; null means "not logged".
         Dicts keyed by run id hold the runs in ``runs`` order; ``best_runs`` lists are
-        empty when fewer than two runs have a finite value or all are tied.
+        empty when fewer than two runs have a finite value or all are tied. ``inputs``
+        checks each run against the first (``run_a``); with no run having recorded an
+        input it is ``{"differ": false, "drift": [], "runs": {}}``. v2 added ``inputs``.
         """
         ids = self.run_ids
         params = [
@@ -161,7 +177,7 @@ class Comparison:
             "version": SCHEMA_VERSION, "tracking_uri": self.tracking_uri,
             "runs": [r.to_dict() for r in self.runs], "params": params, "metrics": metrics,
             "histories": histories, "figures": [g.to_dict() for g in self.figures],
-            "cells": [c.to_dict() for c in self.cells],
+            "cells": [c.to_dict() for c in self.cells], "inputs": self.inputs,
         }
 
     def _repr_html_(self) -> str:
@@ -181,6 +197,8 @@ def compare(
     project: ProjectLike | None = None,
 ) -> Comparison:
     """Compare runs by MLflow run id (order kept, duplicates dropped)."""
+    from nbtrack.query.lake import compare_from_lake, inputs_from_lake
+
     ids = list(dict.fromkeys(str(r).strip() for r in run_ids if str(r).strip()))
     if not ids:
         raise UsageProblem("give at least one run id to compare (see `nbtrack runs NOTEBOOK`)")
@@ -195,11 +213,19 @@ def compare(
     experiments = _experiment_names(client, runs)
     summaries = _summaries(runs, experiments)
     labels = {s.run_id: s.label for s in summaries}
-    histories = _histories(client, runs)
+    lake = compare_from_lake(ref, ids)
+    if lake is not None:
+        params = lake["params"]
+        histories = _lake_histories(runs, lake["histories"])
+        inputs = lake["inputs"]
+    else:
+        params = {run.info.run_id: dict(run.data.params) for run in runs}
+        histories = _histories(client, runs)
+        inputs = inputs_from_lake(ref, ids)
     metrics, directions, best_runs = _metrics(runs, histories)
     return Comparison(
         runs=summaries,
-        params=_params(runs),
+        params=_params(ids, params),
         metrics=metrics,
         directions=directions,
         best_runs=best_runs,
@@ -207,6 +233,7 @@ def compare(
         figures=group_figures(client, runs),
         cells=diff_cells(client, runs, labels),
         tracking_uri=ref.tracking_uri,
+        inputs=compare_inputs(ids, inputs),
     )
 
 
@@ -250,13 +277,12 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
     return summaries
 
 
-def _params(runs: list[Run]) -> pd.DataFrame:
+def _params(ids: list[str], params: dict[str, dict[str, str]]) -> pd.DataFrame:
     import pandas as pd
 
-    keys = sorted({k for run in runs for k in run.data.params})
-    ids = [run.info.run_id for run in runs]
+    keys = sorted({k for rid in ids for k in params.get(rid, {})})
     table = pd.DataFrame(
-        [[run.data.params.get(key) for run in runs] for key in keys],
+        [[params.get(rid, {}).get(key) for rid in ids] for key in keys],
         index=pd.Index(keys, name="param"), columns=ids, dtype=object,
     )
     table["differs"] = [_differs(row) for row in table[ids].itertuples(index=False)]
@@ -274,6 +300,21 @@ def _histories(client: MlflowClient, runs: list[Run]) -> dict[str, dict[str, lis
             histories.setdefault(key, {})[run.info.run_id] = [
                 (m.step, metric_value(m.value)) for m in ordered
             ]
+    return histories
+
+
+def _lake_histories(
+    runs: list[Run], lake: dict[str, dict[str, list[tuple[int, float]]]]
+) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """The lake's ``{run: {metric: points}}`` as ``_histories`` shapes it (ordered by step)."""
+    histories: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for key in sorted({k for run in runs for k in run.data.metrics}):
+        for run in runs:
+            rid = run.info.run_id
+            if key not in run.data.metrics:
+                continue
+            points = [(int(s), float(v)) for s, v in lake.get(rid, {}).get(key, []) if v is not None]
+            histories.setdefault(key, {})[rid] = sorted(points, key=lambda p: p[0])
     return histories
 
 

@@ -118,9 +118,11 @@ def _is_na(value: Any) -> bool:
 
 
 def render_comparison_html(comparison: Comparison) -> str:
-    """The whole comparison: runs, params diff, metrics (best marked), curves, figures, cells."""
+    """The whole comparison: runs, params diff, inputs, metrics (best marked), curves, figures,
+    cells."""
     parts = ['<div class="nbtrack-compare">', _runs_section(comparison),
-             _params_section(comparison), _metrics_section(comparison)]
+             _params_section(comparison), _inputs_section(comparison),
+             _metrics_section(comparison)]
     plot = metric_plot_uri(comparison)
     if plot:
         parts.append('<h4>Metric curves</h4><img alt="metric curves" '
@@ -174,6 +176,28 @@ def _params_section(comparison: Comparison) -> str:
         rows.append(f"<tr{marker}>{''.join(cells)}</tr>")
     return (f"<h4>Params</h4><table {_TABLE}><thead><tr>{_th('param')}"
             f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _inputs_section(comparison: Comparison) -> str:
+    """"inputs differ: columns …" and one line per moved table; "same inputs" otherwise."""
+    from nbtrack.query.inputs import drift_headline
+
+    inputs = comparison.inputs
+    if not inputs.get("runs"):
+        return ""
+    headline = drift_headline(inputs)
+    if headline is None:
+        tables = sorted({r["table_uri"] for rs in inputs["runs"].values() for r in rs})
+        return (f'<h4>Inputs</h4><p class="nbtrack-inputs">same inputs: '
+                f"{escape(', '.join(tables))}</p>")
+    labels = comparison.labels
+    items = "".join(
+        f"<li>{escape(labels.get(d['run_a'], d['run_a']))} → "
+        f"{escape(labels.get(d['run_b'], d['run_b']))}: {escape(d['summary'])}</li>"
+        for d in inputs["drift"]
+    )
+    return (f'<h4>Inputs</h4><p class="nbtrack-inputs" style="{_DIFF_ROW}">'
+            f"<b>{escape(headline)}</b></p><ul style=\"font-size:12px\">{items}</ul>")
 
 
 def _metrics_section(comparison: Comparison) -> str:

@@ -46,12 +46,19 @@ def list_runs(
 ) -> pd.DataFrame:
     """Runs of ``notebook`` (default: the notebook of this kernel's session), newest first.
 
+    Read from the project's Delta lake when it is current (one table scan),
+    else from MLflow; both give the same frame (see :mod:`nbtrack.query.lake`).
     An existing notebook that was never run with nbtrack gives an empty frame
     (with the base columns), so callers can test ``df.empty``.
     """
+    from nbtrack.query.lake import runs_from_lake
+
     if max_results < 1:
         raise UsageProblem(f"max_results must be at least 1, not {max_results}")
     ref, experiment = locate_experiment(notebook, project=project, tracking_uri=tracking_uri)
+    from_lake = runs_from_lake(ref, experiment, max_results)
+    if from_lake is not None:
+        return from_lake
     if not ref.exists():
         return runs_frame([])
     client = ref.client()
