@@ -7,6 +7,7 @@ Exit codes: 0 the re-run finished, 5 it failed (run and output notebook kept),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from nbtrack.rerun.rerun import rerun
 
     err = Console(stderr=True)
+    # MLflow is imported later and sets its own level: "Creating initial MLflow database..."
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
     def warn(message: str) -> None:
         err.print(f"[yellow]nbtrack rerun: warning:[/] {message}", highlight=False)

@@ -7,6 +7,7 @@ notebooks are kept), 2 bad input, 3 notebook/sweep not found.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from nbtrack.rerun.sweep import sweep
 
     err = Console(stderr=True)
+    # MLflow is imported later and sets its own level: "Creating initial MLflow database..."
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
     def warn(message: str) -> None:
         err.print(f"[yellow]nbtrack sweep: warning:[/] {message}", highlight=False)

@@ -10,7 +10,6 @@ next job: one bad execution never stops the others.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from nbtrack.errors import UsageProblem
-from nbtrack.rerun.jobs import FAILED, KILLED, Job, Outcome
+from nbtrack.rerun.jobs import FAILED, Job, Outcome
 from nbtrack.rerun.worker import KILL_GRACE_S
 
 OnEvent = Callable[[dict[str, Any]], None]
@@ -204,17 +203,3 @@ class LocalExecutor:
             workers.clear()
             raise
         return [outcomes[job.index] for job in jobs]
-
-
-def interrupted_outcomes(jobs: Sequence[Job], done: set[int]) -> list[Outcome]:
-    """Outcomes for the jobs an interrupted sweep never finished."""
-    return [
-        Outcome(index=j.index, status=KILLED, error="sweep interrupted", output=j.output,
-                kernel_ended=False)
-        for j in jobs
-        if j.index not in done
-    ]
-
-
-def default_log_dir(output_dir: str | os.PathLike[str]) -> Path:
-    return Path(output_dir) / "logs"

@@ -100,7 +100,9 @@ def render_runs(frame: pd.DataFrame, console: Console, *, metric: str | None = N
     chosen = metric if metric and metric.startswith("metrics.") else f"metrics.{metric}"
     if metric and chosen in metrics:
         metrics = [chosen] + [m for m in metrics if m != chosen]
-    columns = ["index", "status", *params, *metrics, "run_id", "error"]
+    columns = ["index", "status", *params, *metrics, "run_id"]
+    if "error" in frame.columns and frame["error"].notna().any():
+        columns.append("error")
     for column in columns:
         label = column.split(".", 1)[1] if "." in column else column
         style = "bold" if column == chosen else None
