@@ -183,3 +183,13 @@ def test_two_kernels_create_a_new_store_at_once(project):
     runs = finished(project, n=2, timeout=30)
     assert sorted(client_for(project).get_experiment(r.info.experiment_id).name for r in runs) == [
         "a.ipynb", "b.ipynb"]
+
+
+def test_papermill_params_injected_above_load_ext_are_logged(project):
+    """Without a parameters cell papermill injects its cell at the top, before nbtrack loads."""
+    write_notebook(project / "noparams.ipynb", ["%load_ext nbtrack", "scale = 2\nval_loss = 1 / scale"])
+    subprocess.run([sys.executable, "-m", "papermill", "noparams.ipynb", "out.ipynb", "-p", "N", "5",
+                    "-p", "label", "five"], cwd=project, check=True, capture_output=True)
+    (run,) = finished(project)
+    assert run.data.params == {"N": "5", "label": "five"}
+    assert run.data.metrics == {"val_loss": 0.5}

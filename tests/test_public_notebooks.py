@@ -348,11 +348,6 @@ def test_the_run_is_tracked_right(results: dict[str, Result], public: Public):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: papermill -p on a notebook without a parameters cell injects its cell above "
-    "%load_ext nbtrack; nbtrack does not read metadata.papermill.parameters, so no param is logged",
-)
 @pytest.mark.parametrize("public", [p for p in PUBLIC if p.params], ids=lambda p: p.name)
 def test_papermill_params_above_load_ext_are_logged(results: dict[str, Result], public: Public):
     result = result_for(results, public)

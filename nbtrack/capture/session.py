@@ -141,6 +141,24 @@ class TrackingSession:
 
         self.delivery = start_delivery(self.project, self.session_id, self.config)
         atexit.register(self.close)
+        with self.safety.guard("reading parameters of cells run before %load_ext"):
+            self._adopt_earlier_parameters()
+
+    def _adopt_earlier_parameters(self) -> None:
+        """Params set before nbtrack was loaded: papermill injects its cell at the very top of a
+        notebook without a parameters cell, above ``%load_ext nbtrack``."""
+        history = list(getattr(self.shell, "user_ns", {}).get("In", []) or [])[1:]
+        for raw in history:
+            if not isinstance(raw, str):
+                continue
+            tree = _parse(self.shell, raw)
+            if tree is None:
+                continue
+            ref = self.nbfile.find(None, raw)
+            if raw.startswith("# Parameters\n") and (ref is None or "parameters" not in ref.tags):
+                self._injected_cell(literal_assignments(tree), ref.cell_id if ref else None)
+            elif ref is not None and "parameters" in ref.tags:
+                self._parameters_cell(literal_assignments(tree), ref.cell_id)
 
     def close(self, status: str | None = None) -> None:
         """End the run and the session; called at unload and at interpreter exit."""

@@ -45,6 +45,7 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
     try:
         pid_path(project).write_text(str(os.getpid()))
         deliverer = Deliverer(project)
+        _warm_store(project)
         last_move = time.monotonic()
         try:
             while True:
@@ -67,6 +68,20 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
         except OSError:
             pass
         lock.release()
+
+
+def _warm_store(project: Project) -> None:
+    """Open (and on first use create) the project's store now, while the kernel's first cells
+    run, so a run's end is not delayed by MLflow's schema creation."""
+    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.sinks.mlflow_store import open_client, tracking_uri_for
+
+    config = NbtrackConfig()
+    apply_sources(config, project.root)
+    try:
+        open_client(tracking_uri_for(project, config.tracking_uri))
+    except Exception as exc:  # noqa: BLE001 - delivery reports store problems per journal
+        logging.getLogger(__name__).warning("store not ready yet: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
