@@ -120,3 +120,31 @@ def test_unknown_runs_and_missing_snapshots(project, capsys):
     assert main(["rerun", bare, "-p", "x"]) == 2
     assert "expected name=value" in capsys.readouterr().err
     assert len(client.search_runs([experiment])) == 1  # no half-made re-run
+
+
+@pytest.mark.kernel
+def test_pin_data_reads_the_versions_the_original_read(project):
+    import pandas as pd
+    from deltalake import write_deltalake
+
+    table = project / "data" / "points"
+    write_deltalake(str(table), pd.DataFrame({"v": [1.0, 2.0, 3.0]}))
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
+                                                          "display_name": "Python 3",
+                                                          "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell("scale = 1.0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import nbtrack\n\n"
+                                          "df = nbtrack.read_delta('data/points')\n"
+                                          "mean_score = float(df.v.mean()) * scale")]
+    nbformat.write(nb, project / "reads.ipynb")
+    original = sweep(project / "reads.ipynb", {"scale": [1.0]}).iloc[0]
+    assert original["metrics.mean_score"] == 2.0
+    write_deltalake(str(table), pd.DataFrame({"v": [10.0]}), mode="append")  # version 1
+
+    pinned = rerun(original["run_id"], pin_data=True)
+    assert set(pinned.attrs["report"]["verdict"]) == {"equal"}
+    latest = rerun(original["run_id"]).attrs["report"].set_index("metric")
+    assert latest.loc["mean_score", "rerun"] == 4.0
+    assert latest.loc["mean_score", "verdict"] == "changed"
