@@ -165,3 +165,33 @@ def test_cli_compare_prints_the_drift(
     assert json.loads(capsys.readouterr().out)["inputs"]["differ"] is False
     assert main(["runs", str(project / NOTEBOOK)]) == 0
     assert delivered["k4"][:8] in capsys.readouterr().out
+
+
+def test_a_relative_lake_path_is_the_same_lake_from_any_folder(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Regression: with ``lake_path = "lake"``, batches delivered by the delivery process
+    (cwd: the project) and by `nbtrack recover` run in a subfolder went to two lakes, and
+    the project's lake lacked metrics and inputs while the cursor said all was delivered."""
+    import nbtrack.delivery.deliverer as deliverer
+    from nbtrack.project import Project
+
+    (project / "pyproject.toml").write_text('[tool.nbtrack]\nlake_path = "lake"\n')
+    (project / "notebooks").mkdir()
+    (project / NOTEBOOK).write_text(_notebook_json())
+    writer = journal_session(project, "s1", alive=False)
+    journal_run(writer, project, "k1", params={"lr": 0.1}, metrics={"val_loss": [1.0, 0.5]},
+                inputs=[input_record(str(project / "data"), TRAIN)], end=None)
+    writer.close()
+    with monkeypatch.context() as patch:
+        patch.setattr(deliverer, "BATCH", 3)  # session_start, run_start, params
+        first = deliverer.Deliverer(Project(project))
+        first.run_once()
+        first.close()
+    monkeypatch.chdir(project / "notebooks")  # then `nbtrack recover` from a subfolder
+    deliver_all(project)
+    tables = {p.name for p in (project / "lake").iterdir()}
+    assert {"metrics", "inputs", "params", "runs"} <= tables
+    assert not (project / "notebooks" / "lake").exists()
+    [run] = list_runs(project / NOTEBOOK)["status"]
+    assert run == "KILLED"  # the recovered run_end reached the same lake

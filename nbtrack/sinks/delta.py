@@ -132,8 +132,19 @@ class DeltaSink:
 
 
 def lake_uri_for(project: Project, config: NbtrackConfig) -> str:
-    """The configured lake path, else ``<project>/.nbtrack/lake``."""
-    return config.lake_path or str(project.lake_dir)
+    """The configured lake path, else ``<project>/.nbtrack/lake``.
+
+    A relative ``lake_path`` is relative to the project root, never to the current
+    directory: the delivery process, a kernel delivering from a thread and
+    ``nbtrack recover`` run in different folders but share one delivery cursor per
+    journal, so each must write the same lake (else a batch lands in a stray lake
+    while the cursor says it was delivered).
+    """
+    if not config.lake_path:
+        return str(project.lake_dir)
+    if "://" in config.lake_path:
+        return config.lake_path
+    return str((project.root / Path(config.lake_path).expanduser()).resolve())
 
 
 def make_sink(project: Project, config: NbtrackConfig) -> DeltaSink | None:
