@@ -184,7 +184,22 @@ def open_panel(page: Any, lab: Lab, notebook: str = NOTEBOOK) -> Any:
     page.locator('.jp-SideBar li[data-id="nbtrack-panel"]').click()
     panel = page.locator("#nbtrack-panel")
     panel.wait_for(state="visible")
+    widen(page, panel, 640)
     return panel
+
+
+def widen(page: Any, panel: Any, width: int) -> None:
+    """Drag the splitter left of the right sidebar until the panel is about ``width`` px wide."""
+    box = panel.bounding_box()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last
+    grip = handle.bounding_box()
+    if not box or not grip or box["width"] >= width:
+        return
+    x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - box["width"]), y, steps=5)
+    page.mouse.up()
 
 
 def test_panel_lists_compares_and_reruns(lab: Lab, browser: Any, tmp_path: Path) -> None:

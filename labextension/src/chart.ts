@@ -38,7 +38,7 @@ export function metricChart(
     width: Math.max(240, width),
     height: 180,
     scales: { x: { time: false } },
-    axes: [{ label: 'step' }, {}],
+    axes: [{ label: 'step', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }, {}],
     series: [
       { label: 'step' },
       ...present.map(run => ({

@@ -226,30 +226,32 @@ function cells(cmp: IComparison): HTMLElement {
   );
 }
 
-/** Every `summary` text in the server's input-drift report, whatever its nesting. */
-function driftSummaries(value: unknown, found: string[] = []): string[] {
-  if (Array.isArray(value)) {
-    value.forEach(v => driftSummaries(v, found));
-  } else if (value && typeof value === 'object') {
-    const summary = (value as Record<string, unknown>).summary;
-    if (typeof summary === 'string') {
-      found.push(summary);
-    } else {
-      Object.values(value).forEach(v => driftSummaries(v, found));
-    }
-  }
-  return found;
-}
-
 function inputs(cmp: IComparison): HTMLElement {
-  if (cmp.inputs === undefined || cmp.inputs === null) {
+  const recorded = cmp.inputs ? Object.values(cmp.inputs.runs ?? {}).flat() : [];
+  if (!cmp.inputs || recorded.length === 0) {
     return h('p', { class: 'nbtrack-muted' }, 'No input tables recorded for these runs.');
   }
-  const drift = driftSummaries(cmp.inputs);
-  if (drift.length === 0) {
-    return h('p', { class: 'nbtrack-same' }, 'Same input data in every run.');
+  const tables = [...new Set(recorded.map(r => r.table_uri))].sort();
+  if (!cmp.inputs.differ) {
+    return h('p', { class: 'nbtrack-same' }, `Same inputs in every run: ${tables.join(', ')}`);
   }
-  return h('ul', { class: 'nbtrack-drift' }, ...drift.map(line => h('li', {}, line)));
+  const labels = new Map(cmp.runs.map(r => [r.run_id, r.label]));
+  return h(
+    'div',
+    { class: 'nbtrack-drift' },
+    h('p', { class: 'nbtrack-differs-text' }, 'The inputs drifted:'),
+    h(
+      'ul',
+      {},
+      ...cmp.inputs.drift.map(d =>
+        h(
+          'li',
+          {},
+          `${labels.get(d.run_a) ?? d.run_a} → ${labels.get(d.run_b) ?? d.run_b}: ${d.summary}`
+        )
+      )
+    )
+  );
 }
 
 /** The whole comparison as one element. */
@@ -265,8 +267,8 @@ export function renderComparison(cmp: IComparison, options: ICompareViewOptions)
     'div',
     { class: 'nbtrack-compare' },
     summary,
-    section('Params', paramsTable(cmp)),
-    section('Metrics', metricsTable(cmp)),
+    section('Params', h('div', { class: 'nbtrack-scroll' }, paramsTable(cmp))),
+    section('Metrics', h('div', { class: 'nbtrack-scroll' }, metricsTable(cmp))),
     chartArea ? section('Curves', chartArea) : null,
     figureArea ? section('Figures', figureArea) : null,
     section('Cells that differ', cells(cmp)),

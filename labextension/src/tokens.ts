@@ -100,8 +100,26 @@ export interface IComparison {
   histories: Record<string, Record<string, [number, Num][]>>;
   figures: IFigureGroup[];
   cells: ICellDiff[];
-  /** Input drift, when the query layer reports it (shape owned by nbtrack.lake.profile). */
-  inputs?: unknown;
+  /** Input tables each run read, and how they moved against the first run. */
+  inputs?: IInputs;
+}
+
+export interface IInputDrift {
+  table_uri: string;
+  version_a: number | null;
+  version_b: number | null;
+  schema_changed: boolean;
+  only_in: 'a' | 'b' | null;
+  summary: string;
+  run_a: string;
+  run_b: string;
+  columns: { column: string; score: number | string; reason: string }[];
+}
+
+export interface IInputs {
+  differ: boolean;
+  drift: IInputDrift[];
+  runs: Record<string, { table_uri: string; version: number | null; rows: number | null }[]>;
 }
 
 /** GET /nbtrack/api/jobs/ID (and the reply of POST /nbtrack/api/rerun) */
