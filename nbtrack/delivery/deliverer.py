@@ -127,6 +127,8 @@ class Deliverer:
                 status.update(sink.name, error=_describe(sink.name, exc))
                 continue
             self._retry_at.pop(key, None)
+            if not journal.path.exists():
+                return moved  # another deliverer (nbtrack recover) finished and archived it meanwhile
             cursor.save(ends[len(batch) - 1], int(batch[-1]["seq"]))
             status.update(sink.name, seq=int(batch[-1]["seq"]), error=None)
             moved = True
