@@ -104,3 +104,36 @@ def test_python_api_returns_sorted_runs_and_reports_progress(project):
     plan = json.loads((project / ".nbtrack" / "outputs" / frame.attrs["sweep_id"]
                        / "plan.json").read_text())
     assert plan["combinations"] == [{"x": 3, "y": 1}, {"x": 1, "y": 4}]
+
+
+def test_a_cancelled_sweep_stops_its_kernels_and_marks_runs_killed(project):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    nb = project / "nb.ipynb"
+    nb.write_bytes((NOTEBOOKS / "sweep_grid.ipynb").read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "nbtrack", "sweep", "nb.ipynb", "-p", "x=1,2,3",
+                             "-p", "sleep_s=60", "--workers", "2", "--no-progress"],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = _client(project)
+    deadline = time.monotonic() + 90
+    running = []
+    while time.monotonic() < deadline and len(running) < 2:
+        time.sleep(0.5)
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        running = [r for r in runs if r.info.status == "RUNNING" and "mlflow.parentRunId" in r.data.tags]
+    assert len(running) == 2, "two executions never started"
+    descendants = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)  # what a CI system does to a cancelled job
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert sorted(r.info.status for r in runs) == ["KILLED"] * 4  # parent and three children
+    time.sleep(1)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+             and "nbtrack.delivery" not in " ".join(p.cmdline())]
+    assert not alive, [p.cmdline() for p in alive]

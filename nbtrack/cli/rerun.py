@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
 from nbtrack.errors import ExecutionFailed
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from nbtrack.rerun.rerun import rerun
 
     err = Console(stderr=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job: stop kernels, mark runs KILLED
     # MLflow is imported later and sets its own level: "Creating initial MLflow database..."
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
