@@ -292,6 +292,15 @@ def test_kernel_of_the_open_notebook_learns_its_path(bare_lab: Lab, browser: Any
     finally:
         client.stop_channels()
 
+    # Run the notebook from the UI: capture names the run after the file, and the panel,
+    # refreshing after cells finish, shows it without a click on refresh.
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+    page.locator('.lm-Menu-itemLabel:text-is("Run All Cells")').click()
+    rows = panel.locator("tr[data-run-id]")
+    expect(rows).to_have_count(1, timeout=60_000)
+    expect(rows.first.locator('td[data-param="lr"]')).to_have_text("0.1")
+
 
 def test_missing_server_extension_says_what_to_install(browser: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect

@@ -23,7 +23,7 @@ export class NbtrackPanel extends Widget implements INbtrackPanel {
   private _sort: ISortKey = { column: 'start', descending: true };
   private _filter = '';
   private _loading = 0;
-  private _refreshTimer: number | undefined;
+  private _refreshTimers: number[] = [];
   private _settings = ServerConnection.makeSettings();
 
   private _title = h('div', { class: 'nbtrack-title' }, 'nbtrack');
@@ -101,10 +101,13 @@ export class NbtrackPanel extends Widget implements INbtrackPanel {
     await this.refresh();
   }
 
-  /** Reload soon (after a cell finished: let delivery land first), at most once per second. */
-  scheduleRefresh(delayMs = 1500): void {
-    window.clearTimeout(this._refreshTimer);
-    this._refreshTimer = window.setTimeout(() => void this.refresh(), delayMs);
+  /**
+   * Reload after a cell finished: capture delivers in the background, so look
+   * again a few times (1.5 s, 4 s, 10 s after the last cell), not on every cell.
+   */
+  scheduleRefresh(delaysMs: number[] = [1500, 4000, 10000]): void {
+    this._refreshTimers.forEach(timer => window.clearTimeout(timer));
+    this._refreshTimers = delaysMs.map(delay => window.setTimeout(() => void this.refresh(), delay));
   }
 
   async refresh(): Promise<void> {

@@ -96,15 +96,21 @@ export function filterRuns(runs: IRunRow[], filter: string): IRunRow[] {
 
 export function sortRuns(runs: IRunRow[], sort: ISortKey): IRunRow[] {
   const sign = sort.descending ? -1 : 1;
-  return [...runs].sort((a, b) => {
-    const x = sortValue(a, sort.column);
-    const y = sortValue(b, sort.column);
+  const keyed = runs.map(run => ({ run, key: sortValue(run, sort.column) }));
+  keyed.sort((a, b) => {
+    const x = a.key;
+    const y = b.key;
     if (typeof x === 'number' && typeof y === 'number') {
       return sign * (x - y);
     }
     return sign * String(x).localeCompare(String(y));
   });
+  return keyed.map(k => k.run);
 }
+
+/** Rows painted at once; the rest follow in chunks on the next frames (1,000 runs stay smooth). */
+const FIRST_ROWS = 100;
+const CHUNK_ROWS = 300;
 
 /** The table element for `runs` (all of them: filtered and sorted here). */
 export function renderRunsTable(runs: IRunRow[], options: IRunsTableOptions): HTMLElement {
@@ -126,8 +132,7 @@ export function renderRunsTable(runs: IRunRow[], options: IRunsTableOptions): HT
     th.addEventListener('click', () => options.onSort(column));
     return th;
   };
-  const body = document.createDocumentFragment();
-  for (const run of shown) {
+  const row = (run: IRunRow): HTMLTableRowElement => {
     const checkbox = h('input', {
       type: 'checkbox',
       class: 'nbtrack-select',
@@ -154,8 +159,7 @@ export function renderRunsTable(runs: IRunRow[], options: IRunsTableOptions): HT
           '↗'
         )
       : null;
-    body.append(
-      h(
+    return h(
         'tr',
         { 'data-run-id': run.run_id, class: classes || undefined },
         h('td', {}, checkbox),
@@ -169,9 +173,23 @@ export function renderRunsTable(runs: IRunRow[], options: IRunsTableOptions): HT
         h('td', { class: 'nbtrack-num' }, formatDuration(run.duration_s)),
         ...params.map(key => h('td', { 'data-param': key }, run.params[key] ?? '')),
         ...metrics.map(key => h('td', { class: 'nbtrack-num', 'data-metric': key }, formatNum(run.metrics[key])))
-      )
     );
-  }
+  };
+  const tbody = h('tbody', {});
+  const appendRows = (from: number, to: number): void => {
+    const chunk = document.createDocumentFragment();
+    shown.slice(from, to).forEach(run => chunk.append(row(run)));
+    tbody.append(chunk);
+  };
+  appendRows(0, FIRST_ROWS);
+  const more = (from: number): void => {
+    if (from >= shown.length || !tbody.isConnected) {
+      return; // done, or this table was replaced by a newer rendering
+    }
+    appendRows(from, from + CHUNK_ROWS);
+    requestAnimationFrame(() => more(from + CHUNK_ROWS));
+  };
+  requestAnimationFrame(() => requestAnimationFrame(() => more(FIRST_ROWS)));
   const table = h(
     'table',
     { class: 'nbtrack-table nbtrack-runs' },
@@ -190,7 +208,7 @@ export function renderRunsTable(runs: IRunRow[], options: IRunsTableOptions): HT
         ...metrics.map(key => header(key, `metrics.${key}`, `metric ${key} (last value)`))
       )
     ),
-    h('tbody', {}, body)
+    tbody
   );
   return h(
     'div',

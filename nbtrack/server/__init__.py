@@ -8,7 +8,8 @@ Its options live on :class:`~nbtrack.server.service.NbtrackService`, e.g. in
     c.NbtrackService.mlflow_ui_url = "http://127.0.0.1:5000"
     c.NbtrackService.rerun_workers = 2
 
-Nothing heavy is imported here: MLflow and pandas load on the first request.
+Nothing heavy is imported here: MLflow and pandas load in a background thread
+once the server has started (so the panel's first request does not wait for them).
 """
 
 from __future__ import annotations
@@ -30,4 +31,5 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     service = NbtrackService(parent=serverapp, root_dir=serverapp.root_dir, log=serverapp.log)
     serverapp.web_app.settings[SETTINGS_KEY] = service
     setup_handlers(serverapp.web_app)
+    service.warm_up()
     serverapp.log.info("nbtrack server extension %s loaded", service.version)

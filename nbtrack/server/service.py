@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import mimetypes
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,25 @@ class NbtrackService(LoggingConfigurable):
     @property
     def version(self) -> str:
         return __version__
+
+    def warm_up(self) -> threading.Thread:
+        """Import MLflow and pandas and open the root project's store, off the event loop:
+        the panel's first request would otherwise wait seconds for them."""
+
+        def warm() -> None:
+            try:
+                import nbtrack.query.compare  # noqa: F401  (imports pandas and the query layer)
+
+                ref = self.store_for(None)
+                if ref.exists():
+                    ref.client().search_experiments(max_results=1)
+                import mlflow.tracking  # noqa: F401
+            except Exception as exc:  # a store that cannot open now is reported per request
+                self.log.debug("nbtrack warm-up: %s", exc)
+
+        thread = threading.Thread(target=warm, name="nbtrack-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     # -- paths and stores -------------------------------------------------------------
 
