@@ -118,7 +118,7 @@ def test_unknown_runs_and_missing_snapshots(project, capsys):
     with pytest.raises(NotFound, match="not at"):
         rerun(bare, current=True)
     assert main(["rerun", bare, "-p", "x"]) == 2
-    assert "expected name=value" in capsys.readouterr().err
+    assert "expected NAME=VALUE" in capsys.readouterr().err
     assert len(client.search_runs([experiment])) == 1  # no half-made re-run
 
 

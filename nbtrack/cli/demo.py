@@ -13,7 +13,6 @@ store in ``mlflow ui`` or ``nbtrack runs``::
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import shlex
 import shutil
@@ -105,18 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_params(raw: list[str]) -> dict[str, Any]:
-    """``["max_depth=3", "name=abc"]`` -> ``{"max_depth": 3, "name": "abc"}``."""
-    params: dict[str, Any] = {}
-    for item in raw:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
-            raise UsageProblem(f"-p takes NAME=VALUE (e.g. -p max_depth=3), not {item!r}")
-        try:
-            params[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[name] = value
-    return params
+    """``["max_depth=3", "name=abc"]`` -> ``{"max_depth": 3, "name": "abc"}``, typed as papermill does."""
+    from nbtrack.rerun.params import parse_overrides
+
+    return parse_overrides(raw)
 
 
 def shipped_notebook() -> Path:

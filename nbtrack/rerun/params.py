@@ -76,7 +76,7 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, Any]:
         name, sep, raw = text.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise UsageProblem(f"-p {text!r}: expected name=value")
+            raise UsageProblem(f"-p {text!r}: expected NAME=VALUE, e.g. -p max_depth=3")
         if raw.startswith("json:"):
             try:
                 overrides[name] = json.loads(raw[len("json:"):])
