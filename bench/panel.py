@@ -2,8 +2,9 @@
 
     python bench/panel.py [--runs 1000] [--repeat 3]
 
-Builds a temp project whose notebook has N runs (MlflowClient, the storage
-contract capture writes), serves it with ``jupyter lab`` on a free port, opens
+Builds a temp project whose notebook has N runs, written as capture writes them
+(a journal) and delivered by nbtrack's own delivery into MLflow and the Delta
+lake, as in real use; serves it with ``jupyter lab`` on a free port, opens
 the notebook and the panel in /usr/bin/chromium (Playwright) and reads the
 panel's own performance marks:
 
@@ -36,6 +37,48 @@ MEASURE_JS = """() => {
 }"""
 
 
+def deliver_runs(root: Path, n: int) -> str:
+    """A project whose notebook has ``n`` finished runs, journaled and delivered like real ones."""
+    import nbformat
+    from test_server_store import NOTEBOOK, notebook_source
+
+    from nbtrack.delivery.deliverer import Deliverer
+    from nbtrack.journal import JournalWriter
+    from nbtrack.project import Project
+    from nbtrack.sinks.mlflow_store import tracking_uri_for
+
+    (root / ".git").mkdir(parents=True, exist_ok=True)
+    path = root / NOTEBOOK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook_source(), path)
+    project = Project(root)
+    project.ensure()
+    journal = JournalWriter(project.journal_dir, "bench-panel")
+    journal.append("session_start", pid=0, pid_started=None, host="bench", python="3", delivery="process",
+                   executable=sys.executable, cwd=str(root), version="bench")
+    experiment, uri = project.experiment_name(path), tracking_uri_for(project)
+    for i in range(n):
+        key, lr = f"bench{i:05d}", (0.1, 0.01, 0.001)[i % 3]
+        journal.append("run_start", run=key, experiment=experiment, notebook=str(path), project=str(root),
+                       tracking_uri=uri, name=None, mlflow_run_id=None, parent_run_id=None, origin="papermill",
+                       tags={"nbtrack.run_key": key, "nbtrack.notebook": experiment},
+                       papermill_input=None, papermill_output=None, adopted=False)
+        journal.append("params", run=key, params={"lr": str(lr), "epochs": "3"},
+                       values={"lr": lr, "epochs": 3}, source="papermill", cell_id=None)
+        for step in range(3):
+            journal.append("metric", run=key, key="val_acc", value=0.5 + i / (4 * n) + step / 10, step=step,
+                           cell_id=None, exec_count=3)
+        journal.append("run_end", run=key, status="FINISHED", notebook=None, papermill_output=None,
+                       out_of_order=[])
+    journal.append("session_end")
+    journal.close()
+    deliverer = Deliverer(project)
+    while deliverer.run_once():
+        pass
+    deliverer.close()
+    return NOTEBOOK
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -44,13 +87,11 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
     from test_browser import CHROMIUM, CHROMIUM_ARGS, jupyter_env, open_panel, serve_lab
-    from test_server_store import add_runs, make_project
 
     tmp = Path(tempfile.mkdtemp(prefix="nbtrack-bench-panel-"))
     root = tmp / "project"
     started = time.perf_counter()
-    tracked = make_project(root, (0.1, 0.01, 0.001))
-    add_runs(tracked, args.runs - 3)
+    notebook = deliver_runs(root, args.runs)
     print(f"made {args.runs} runs in {time.perf_counter() - started:.1f} s under {root}")
 
     served = serve_lab(root, jupyter_env(tmp / "home"), tmp / "lab.log")
@@ -59,7 +100,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            open_panel(page, lab, tracked.notebook)
+            open_panel(page, lab, notebook)
             page.wait_for_function(
                 f"() => document.querySelectorAll('#nbtrack-panel tr[data-run-id]').length === {args.runs}"
                 " && performance.getEntriesByName('nbtrack-runs-painted').length > 0",

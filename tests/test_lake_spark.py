@@ -43,6 +43,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     host, port = server.listening_address
     cwd = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("warehouse"))  # Sail's default warehouse is relative
+    connect_mode = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
     session = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
     try:
         yield session
@@ -50,6 +51,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         session.stop()
         server.stop()
         os.chdir(cwd)
+        # builder.remote() switches the whole process to Spark Connect; later classic sessions need it off.
+        if connect_mode is None:
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+        else:
+            os.environ["SPARK_CONNECT_MODE_ENABLED"] = connect_mode
 
 
 def test_sink_writes_delta_through_spark_exactly_once(spark: object, tmp_path: Path):
