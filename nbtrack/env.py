@@ -26,6 +26,11 @@ class EnvVar:
 NOTEBOOK = EnvVar("NBTRACK_NOTEBOOK", "Path of the notebook this kernel executes (set by sweeps/re-runs).")
 PAPERMILL_OUTPUT = EnvVar("NBTRACK_PAPERMILL_OUTPUT", "Path of papermill's output notebook, logged at run end.")
 RUN_ID = EnvVar("NBTRACK_RUN_ID", "An existing MLflow run id the kernel's first run logs into.")
+RUN_ID_FILE = EnvVar(
+    "NBTRACK_RUN_ID_FILE",
+    "A file that will hold the MLflow run id of the kernel's first run; a sweep writes it while the "
+    "kernel starts, and the delivery process (not the kernel) waits for it.",
+)
 PARENT_RUN_ID = EnvVar("NBTRACK_PARENT_RUN_ID", "MLflow run id of the parent (sweep) run.")
 SWEEP_ID = EnvVar("NBTRACK_SWEEP_ID", "Id of the sweep this execution belongs to (tag nbtrack.sweep_id).")
 RUN_TAGS = EnvVar("NBTRACK_RUN_TAGS", "JSON object of extra tags for the kernel's first run.")

@@ -27,10 +27,12 @@ TYPES: dict[str, tuple[str, ...]] = {
     # A kernel session began writing this journal.
     "session_start": ("pid", "pid_started", "host", "python", "executable", "cwd", "version"),
     # A run began. mlflow_run_id set => log into that existing run (sweeps, re-runs,
-    # a user's own mlflow.start_run()). notebook is an absolute path or None.
+    # a user's own mlflow.start_run()); mlflow_run_id_file => the id will appear in that
+    # file (a sweep creates runs while its kernels start). notebook is an absolute path or None.
     "run_start": (
         "experiment", "notebook", "project", "tracking_uri", "name", "mlflow_run_id",
         "parent_run_id", "tags", "origin", "papermill_input", "papermill_output", "adopted",
+        "mlflow_run_id_file",
     ),
     # Parameters of the run: key -> string value (as MLflow stores it), and the
     # same values as JSON (``values``) for engines that want types.

@@ -51,6 +51,7 @@ class RunState:
     last_error: bool = False
     attach: str | None = None  # existing MLflow run id to log into
     attach_from_env: bool = False  # a sweep/re-run owns this run: never follow the user's runs
+    attach_file: str | None = None  # the run id will be written there (by a sweep)
     extra_tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -227,7 +228,8 @@ class TrackingSession:
             if self._first_run:
                 self._first_run = False
                 self.run.attach = env.RUN_ID.get()
-                self.run.attach_from_env = self.run.attach is not None
+                self.run.attach_file = env.RUN_ID_FILE.get() if self.run.attach is None else None
+                self.run.attach_from_env = self.run.attach is not None or self.run.attach_file is not None
                 self.run.extra_tags = env.run_tags()
         return self.run
 
@@ -266,6 +268,7 @@ class TrackingSession:
             tracking_uri=tracking_uri_for(self.project, self.config.tracking_uri),
             name=run.name,
             mlflow_run_id=run.attach,
+            mlflow_run_id_file=run.attach_file,
             parent_run_id=env.PARENT_RUN_ID.get(),
             tags=run_tags,
             origin=run_tags[tags.ORIGIN],

@@ -20,7 +20,7 @@ from nbtrack.delivery.state import Cursor, RunIndex, Status
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile, list_journals, read_events
 from nbtrack.project import Project
-from nbtrack.sinks import Sink
+from nbtrack.sinks import RetrySoon, Sink
 
 BATCH = 20000  # events per sink call (MLflow chunks them by its own limits)
 _BACKOFF_MAX = 30.0
@@ -121,6 +121,9 @@ class Deliverer:
                 continue
             try:
                 sink.deliver(batch, journal_dir=journal.folder, run_ids=index)
+            except RetrySoon:
+                self._retry_at[key] = (time.monotonic() + 0.1, 0.0)
+                continue
             except Exception as exc:  # noqa: BLE001 - keep the backlog, retry later
                 delay = min(max(1.0, delay * 2), _BACKOFF_MAX)
                 self._retry_at[key] = (time.monotonic() + delay, delay)

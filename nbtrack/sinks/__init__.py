@@ -20,6 +20,11 @@ from typing import Protocol
 from nbtrack.events import Event
 
 
+class RetrySoon(Exception):  # noqa: N818 - a signal, not an error
+    """A sink waits for something that appears shortly (a run id a sweep is creating):
+    the delivery loop tries again in a moment, without reporting a failure."""
+
+
 class Sink(Protocol):
     name: str
 

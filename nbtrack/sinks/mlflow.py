@@ -23,6 +23,7 @@ from nbtrack.delivery.state import RunIndex
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile
 from nbtrack.project import Project
+from nbtrack.sinks import RetrySoon
 from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class MlflowSink:
             run_tags[tags.SOURCE_TYPE] = "NOTEBOOK"
         if event.get("parent_run_id"):
             run_tags[tags.PARENT_RUN_ID] = event["parent_run_id"]
-        run_id = event.get("mlflow_run_id")
+        run_id = event.get("mlflow_run_id") or _run_id_from_file(event.get("mlflow_run_id_file"), event["t"])
         if run_id:
             name = client.get_run(run_id).info.run_name  # raises for a wrong NBTRACK_RUN_ID
             client.set_tag(run_id, tags.RUN_KEY, event["run"])
@@ -253,6 +254,25 @@ class MlflowSink:
                     text = ""
             self._requirements[executable] = text
         return self._requirements[executable]
+
+
+_RUN_ID_FILE_WAIT = 120.0  # seconds to wait for a sweep's run id file before making the run here
+
+
+def _run_id_from_file(path: str | None, since: float) -> str | None:
+    """The run id a sweep promised in ``path``; None (make a run) if it never came."""
+    if not path:
+        return None
+    try:
+        run_id = Path(path).read_text().strip()
+    except OSError:
+        run_id = ""
+    if run_id:
+        return run_id
+    if time.time() - since > _RUN_ID_FILE_WAIT:
+        log.warning("no run id appeared in %s; creating the run instead", path)
+        return None
+    raise RetrySoon(f"waiting for the run id in {path}")
 
 
 def _log_batch(client: Any, run_id: str, metrics: list[Any], params: list[Any], run_tags: list[Any]) -> None:
