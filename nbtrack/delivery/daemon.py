@@ -55,11 +55,13 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
                         moved = deliverer.run_once()
                     return 0
                 now = time.monotonic()
+                live = True if moved else deliverer.live_sessions() > 0
                 if moved:
                     last_move = now
-                elif now - last_move > idle_exit and deliverer.live_sessions() == 0:
+                elif now - last_move > idle_exit and not live:
                     return 0
-                time.sleep(POLL_BUSY if moved else POLL_IDLE)
+                # A live kernel may append at any moment: look often (a pass costs a few stat calls).
+                time.sleep(POLL_BUSY if live else POLL_IDLE)
         finally:
             deliverer.close()
     finally:
