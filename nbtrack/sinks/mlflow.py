@@ -56,7 +56,7 @@ class MlflowSink:
         for event in events:
             if event.get("type") == "run_start" and event["run"] not in index:
                 self._start(event, index)
-        pending: dict[str, _Pending] = {}
+        pending: dict[str, tuple[str, _Pending]] = {}  # run id -> (tracking uri, what to log)
         for event in events:
             key = event.get("run")
             if key is None or key not in index:
@@ -66,7 +66,7 @@ class MlflowSink:
             run_id = info["run_id"]
             if self._already_delivered(client, run_id, event):
                 continue
-            batch = pending.setdefault(run_id, _Pending())
+            batch = pending.setdefault(run_id, (info["tracking_uri"], _Pending()))[1]
             if event["type"] == "attach":
                 self._flush(client, run_id, event["session"], batch)
                 self._move(client, run_id, event, key, index)
@@ -76,9 +76,8 @@ class MlflowSink:
             if event["type"] == "run_end":
                 self._flush(client, run_id, event["session"], batch)
                 self._end(client, run_id, event, journal_dir, key)
-        for run_id, batch in pending.items():
-            info = next(index.info(k) for k in index if index[k] == run_id)
-            self._flush(open_client(info["tracking_uri"]), run_id, events[0]["session"], batch)
+        for run_id, (uri, batch) in pending.items():
+            self._flush(open_client(uri), run_id, events[0]["session"], batch)
 
     def close(self) -> None:
         pass
