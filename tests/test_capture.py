@@ -280,3 +280,12 @@ def test_detection_on_databricks_uses_the_workspace_path(shell, project, monkeyp
     assert session.project.root == project  # state stays in the working directory's project
     (run,) = delivered_runs(project)
     assert client_for(project).get_experiment(run.info.experiment_id).name == "/Users/ada@example.com/churn/train"
+
+
+def test_current_run_reports_the_mlflow_run_id_once_delivered(shell, project, notebook):
+    run_notebook_cells(shell, notebook, [0, 1])
+    handle = nbtrack.current_run()
+    assert handle.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base"}
+    (run,) = delivered_runs(project)
+    assert nbtrack.current_run().run_id == run.info.run_id
+    assert handle.experiment == "notebooks/train.ipynb"

@@ -82,7 +82,12 @@ class RunHandle:
         """The MLflow run id, once the delivery process has created the run."""
         from nbtrack.delivery.state import RunIndex
 
-        return RunIndex(self._session.journal.journal_dir, self._session.session_id).get(self.key)
+        folder = self._session.journal.journal_dir
+        for where in (folder, folder / "done"):  # a delivered journal is archived to done/
+            run_id = RunIndex(where, self._session.session_id).get(self.key)
+            if run_id:
+                return run_id
+        return None
 
 
 class TrackingSession:
