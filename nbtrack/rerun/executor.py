@@ -111,6 +111,7 @@ class LocalExecutor:
         self._events: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
         self._pool: dict[int, _Worker] = {}
         self._next_slot = 0
+        self._abort: BaseException | None = None
 
     def start(self, count: int | None = None) -> LocalExecutor:
         """Spawn up to ``count`` (default W) workers now."""
@@ -128,6 +129,11 @@ class LocalExecutor:
         self._pool[self._next_slot] = worker
         self._next_slot += 1
         return worker
+
+    def abort(self, error: BaseException) -> None:
+        """From another thread: ``run()`` kills its workers and raises ``error``."""
+        self._abort = error
+        self._events.put((-1, None))
 
     def close(self) -> None:
         """Let idle workers exit (their stdin closes); kill any that will not."""
@@ -179,6 +185,8 @@ class LocalExecutor:
                             worker.kill()
                             fail(worker, f"timed out after {worker.job.timeout:g} s (killed)")
                     continue
+                if slot == -1 and self._abort is not None:
+                    raise self._abort
                 worker = workers.get(slot)
                 if worker is None:
                     continue  # a killed worker's last words

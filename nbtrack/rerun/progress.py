@@ -30,7 +30,7 @@ class Progress:
         self.failed = 0
         self.running: set[int] = set()
         self._finished: set[int] = set()
-        self._run_ids = run_ids or {}
+        self._run_ids = run_ids if run_ids is not None else {}  # may fill later
         self._callback = progress if callable(progress) else None
         self._bar: Any = None
         self._task: Any = None

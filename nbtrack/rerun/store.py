@@ -2,10 +2,12 @@
 
 A sweep owns its runs. It creates the parent, then one child per execution
 (status SCHEDULED until a worker starts it), and passes each child's id to
-its kernel (``NBTRACK_RUN_ID``), whose capture logs params, metrics and the
-final status into it. The kernel's status wins: the sweep sets a status only
-on a run still unfinished after delivery had its chance (a kernel that died
-or was killed never reports one), so a run's end is recorded exactly once.
+its kernel (``NBTRACK_RUN_ID``, or a file named by ``NBTRACK_RUN_ID_FILE``
+when the runs are created while the kernels start), whose capture logs
+params, metrics and the final status into it. The kernel's status wins: the
+sweep sets a status only on a run still unfinished after delivery had its
+chance (a kernel that died or was killed never reports one), so a run's end
+is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ class Store:
         return run.info.run_id
 
     def create_child(self, experiment_id: str, *, parent_run_id: str, sweep_id: str,
-                     index: int, params: Mapping[str, Any], notebook: str, output: str) -> str:
+                     index: int, params: Mapping[str, Any], notebook: str, output: str,
+                     status: str = "SCHEDULED") -> str:
         described = ", ".join(f"{k}={v!r}" for k, v in params.items())
         run = self.client.create_run(experiment_id, run_name=f"#{index} {described}"[:250], tags={
             tags.PARENT_RUN_ID: parent_run_id,
@@ -116,7 +119,7 @@ class Store:
             SWEEP_INDEX: str(index),
             SWEEP_PARAMS: json.dumps(params)[:5000],
         })
-        self.client.update_run(run.info.run_id, status="SCHEDULED")
+        self.client.update_run(run.info.run_id, status=status)
         return run.info.run_id
 
     # -- statuses --------------------------------------------------------------------

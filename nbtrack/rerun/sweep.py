@@ -1,10 +1,14 @@
 """``nbtrack.sweep()``: execute a notebook over a grid (or random sample) of parameters.
 
-Every input is checked before anything is written; then the parent run and the
-plan are created (which also creates the SQLite store once, before any kernel
-races for it), one child run per execution, and the executions run W at a time
-(``local`` worker processes, or Spark tasks). A failed execution is recorded
-and the rest go on; ``resume=SWEEP_ID`` runs only what is missing or failed.
+Every input is checked before anything is written. With ``local`` workers the
+executions then start at once, W at a time, while a thread opens the MLflow
+store and creates the parent run, the plan and one child run per execution
+(each kernel's delivery waits for its child's id in a file: see
+:mod:`nbtrack.rerun.run_creator`); a store that does not exist yet is created
+first, before any kernel or delivery process can race for it. Spark tasks may
+run on other machines, so there every run exists before the first task. A
+failed execution is recorded and the rest go on; ``resume=SWEEP_ID`` runs only
+what is missing or failed.
 
     nbtrack.sweep("train.ipynb", {"lr": [0.1, 0.01], "depth": [3, 5]}, workers=2)
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -41,6 +46,7 @@ from nbtrack.rerun.store import (
     SWEEP_SUPERSEDED_BY,
     Store,
     latest_attempts,
+    resolve_tracking_uri,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +107,7 @@ def sweep(
     from nbtrack.rerun.executor import LocalExecutor
 
     executor = LocalExecutor(workers) if backend == "local" else None
+    store: Store | None
     try:
         if resume:
             plan, store, todo = _prepare_resume(resume, notebook, project, tracking_uri, say)
@@ -110,7 +117,13 @@ def sweep(
                 kernel_name=kernel_name, cwd=cwd, project=project, tracking_uri=tracking_uri,
                 say=say, extra_tags={"nbtrack.sweep.backend": backend}, executor=executor,
             )
-        if todo:
+        if todo and executor is not None:
+            store = _run_local(plan, store, todo, timeout=timeout, executor=executor,
+                               progress=progress, delivery_timeout=delivery_timeout,
+                               new_parent=None if resume else {"nbtrack.sweep.backend": backend},
+                               tracking_uri=tracking_uri)
+        elif todo:
+            assert store is not None
             _run(plan, store, todo, timeout=timeout, executor=executor, workers=workers,
                  progress=progress, spark=(spark, spark_master),
                  delivery_timeout=delivery_timeout)
@@ -119,6 +132,7 @@ def sweep(
     finally:
         if executor is not None:
             executor.close()
+    assert store is not None
     frame = sort_runs(results(plan, store), metric, maximize)
     frame.attrs.update(sweep_id=plan.sweep_id, parent_run_id=plan.parent_run_id)
     return frame
@@ -130,8 +144,12 @@ def _prepare_new(
     cwd: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
     tracking_uri: str | None, say: Callable[[str], None], extra_tags: dict[str, str],
     executor: LocalExecutor | None,
-) -> tuple[SweepPlan, Store, list[int]]:
-    """Validate everything, then write: parent run, plan. Nothing is written on bad input."""
+) -> tuple[SweepPlan, Store | None, list[int]]:
+    """Validate everything, then (Spark) write the parent run and plan. Nothing is written on bad input.
+
+    With local workers the runs are created later, while the kernels start (``None`` store,
+    unless a new SQLite store had to be created first).
+    """
     notebook = notebook.expanduser().resolve()
     if not notebook.is_file():
         raise NotFound(f"notebook not found: {notebook}")
@@ -160,18 +178,30 @@ def _prepare_new(
     if executor is not None:  # workers import papermill while we set up the store and runs
         executor.log_dir = proj.outputs_dir / sweep_id / "logs"
         executor.start(len(combinations))
-    store = Store.open(proj, tracking_uri)
-    experiment_id = store.experiment_id(notebook)
-    parent = store.create_parent(experiment_id, sweep_id, str(notebook), combinations, extra_tags)
+    uri = resolve_tracking_uri(proj, tracking_uri)
     plan = SweepPlan(
         sweep_id=sweep_id, notebook=str(notebook), project_root=str(proj.root),
-        tracking_uri=store.tracking_uri, experiment_id=experiment_id, parent_run_id=parent,
+        tracking_uri=uri, experiment_id="", parent_run_id="",  # known once the parent exists
         combinations=combinations, cwd=str(run_dir), kernel_name=kernel_name,
         load_extension=not notebook_loads_nbtrack(notebook),
     )
-    plan.save()
-    store.client.log_artifact(parent, str(plan.output_dir / PLAN_FILE), PLAN_ARTIFACT_DIR)
+    store = None
+    if executor is None or _store_missing(uri):
+        store = Store.open(proj, uri)
+    if executor is None:
+        assert store is not None
+        plan.experiment_id = store.experiment_id(notebook)
+        plan.parent_run_id = store.create_parent(plan.experiment_id, sweep_id, str(notebook),
+                                                 combinations, extra_tags)
+        plan.save()
+        store.client.log_artifact(plan.parent_run_id, str(plan.output_dir / PLAN_FILE),
+                                  PLAN_ARTIFACT_DIR)
     return plan, store, plan.indexes
+
+
+def _store_missing(uri: str) -> bool:
+    """A SQLite store not created yet: the sweep creates it before any kernel starts."""
+    return uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file()
 
 
 def _prepare_resume(
@@ -233,17 +263,24 @@ def _jobs(plan: SweepPlan, store: Store, todo: list[int], timeout: float | None)
     return jobs
 
 
-def kernel_env(*, notebook: str, output: str, run_id: str, tracking_uri: str,
-               project_root: str, parent_run_id: str | None = None, sweep_id: str | None = None,
+def kernel_env(*, notebook: str, output: str, run_id: str | None = None,
+               run_id_file: str | None = None, tracking_uri: str, project_root: str,
+               parent_run_id: str | None = None, sweep_id: str | None = None,
                tags: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What a kernel reads to know its run (see nbtrack.env) and to log into our store."""
+    """What a kernel reads to know its run (see nbtrack.env) and to log into our store.
+
+    ``run_id``, or ``run_id_file``: the run does not exist yet; its id will be written there.
+    """
     variables = {
         env.NOTEBOOK.name: notebook,
         env.PAPERMILL_OUTPUT.name: output,
-        env.RUN_ID.name: run_id,
         "NBTRACK_TRACKING_URI": tracking_uri,
         "NBTRACK_PROJECT_DIR": project_root,
     }
+    if run_id:
+        variables[env.RUN_ID.name] = run_id
+    elif run_id_file:
+        variables[env.RUN_ID_FILE.name] = run_id_file
     if parent_run_id:
         variables[env.PARENT_RUN_ID.name] = parent_run_id
     if sweep_id:
@@ -251,6 +288,84 @@ def kernel_env(*, notebook: str, output: str, run_id: str, tracking_uri: str,
     if tags:
         variables[env.RUN_TAGS.name] = json.dumps(dict(tags))
     return variables
+
+
+def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout: float | None,
+               executor: LocalExecutor, progress: ProgressOption, delivery_timeout: float,
+               new_parent: dict[str, str] | None, tracking_uri: str | None) -> Store:
+    """Start the executions now; the runs are created meanwhile (RunCreator). Returns the store."""
+    from nbtrack.rerun.run_creator import RunCreator
+
+    project = Project(Path(plan.project_root))
+    _start_delivery(project)
+    folder = plan.output_dir / "run-ids" / secrets.token_hex(4)  # one per attempt (--resume)
+    id_files = {index: folder / str(index) for index in todo}
+    jobs = [Job(
+        index=index, notebook=plan.notebook, output=str(plan.output(index)),
+        params=plan.params(index),
+        env=kernel_env(notebook=plan.notebook, output=str(plan.output(index)),
+                       run_id_file=str(id_files[index]), tracking_uri=plan.tracking_uri,
+                       project_root=plan.project_root, sweep_id=plan.sweep_id,
+                       tags={tags.ORIGIN: "sweep"}),
+        cwd=plan.cwd, kernel_name=plan.kernel_name, load_extension=plan.load_extension,
+        timeout=timeout,
+    ) for index in todo]
+    opened = store
+    creator = RunCreator(
+        plan, todo, id_files, new_parent=new_parent, on_error=executor.abort,
+        open_store=lambda: opened or Store.open(project, plan.tracking_uri),
+    ).start()
+    outcomes: dict[int, Outcome] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        index = int(event["index"])
+        kind = event.get("event")
+        if kind == "start":
+            creator.started(index)
+            bar.started(index)
+        elif kind == "cell":
+            bar.cell(index, int(event["cell"]), int(event["cells"]))
+        elif kind == "done":
+            bar.finished(index, event["status"], event.get("error"))
+
+    with Progress(len(jobs), title=f"sweep {plan.sweep_id}", progress=progress,
+                  run_ids=creator.run_ids) as bar:
+        try:
+            if executor.log_dir is None:
+                executor.log_dir = plan.output_dir / "logs"
+            for outcome in executor.run(jobs, on_event):
+                outcomes[outcome.index] = outcome
+            store = creator.wait()
+            bar.note("delivering")
+            finalize(store, creator.run_ids, outcomes, delivery_timeout)
+        except BaseException:
+            creator.join()
+            if creator.store is not None:
+                for index, run_id in creator.run_ids.items():
+                    if index not in outcomes:
+                        creator.store.finalize(run_id, KILLED, "sweep interrupted")
+                if creator.parent_created and plan.parent_run_id:
+                    creator.store.client.set_terminated(plan.parent_run_id, status=KILLED)
+            raise
+        bar.note("done")
+    _end_parent(plan, store)
+    return store
+
+
+def _start_delivery(project: Project) -> None:
+    """Start the project's delivery process now: its MLflow import is paid while kernels start."""
+    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.delivery.launcher import daemon_alive, spawn_daemon
+
+    config = NbtrackConfig()
+    apply_sources(config, project.root)
+    if config.delivery == "thread" or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return
+    try:
+        if not daemon_alive(project):
+            spawn_daemon(project)
+    except OSError:
+        pass  # the first kernel starts it, as it would without a sweep
 
 
 def _run(plan: SweepPlan, store: Store, todo: list[int], *, timeout: float | None,
