@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from nbtrack.errors import NbtrackError
+from nbtrack.errors import NbtrackError, StoreUnavailable
 
 #: Command modules, in the order ``nbtrack --help`` lists them.
 COMMANDS = ["runs", "compare", "sweep", "rerun", "recover", "lake", "demo"]
@@ -55,6 +55,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        problem = _unreachable_store(exc)
+        if problem is None:
+            raise
+        print(f"nbtrack {args.command}: {problem}", file=sys.stderr)
+        return StoreUnavailable.exit_code
+
+
+_CONNECTION_WORDS = ("Failed to establish a new connection", "Connection refused", "Max retries exceeded",
+                     "Name or service not known", "timed out")
+
+
+def _unreachable_store(exc: BaseException) -> str | None:
+    """A tracking server that is down is the user's to fix: say so in one line, not a traceback."""
+    module = type(exc).__module__ or ""
+    text = str(exc)
+    if not module.startswith(("mlflow", "requests", "urllib3")) or not any(w in text for w in _CONNECTION_WORDS):
+        return None
+    import os
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "the tracking server")
+    return (f"cannot reach {uri} (connection refused or timed out). Start the server, or unset "
+            "MLFLOW_TRACKING_URI to use the project's embedded store.")
 
 
 if __name__ == "__main__":  # pragma: no cover
