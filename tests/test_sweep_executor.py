@@ -68,6 +68,48 @@ def test_each_kernel_sees_its_own_environment(tmp_path):
         assert out.cells[0].outputs[0].text.strip() == f"run-{outcome.index}"
 
 
+def test_a_kernel_started_ahead_sees_its_own_job_environment_and_cwd(tmp_path):
+    """One worker: jobs 2 and 3 get kernels started while the job before them runs (with job
+    1's or 2's variables nowhere in sight), each in its own job's working directory."""
+    probe = tmp_path / "probe.ipynb"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
+                                                          "display_name": "Python 3",
+                                                          "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import json, os, time, psutil\n"
+        "print(json.dumps({'tags': os.environ.get('NBTRACK_RUN_TAGS'), 'cwd': os.getcwd(),\n"
+        "                  'born': psutil.Process().create_time()}))"),
+        nbformat.v4.new_code_cell("time.sleep(1.5)")]
+    nbformat.write(nb, probe)
+    dirs = [tmp_path / f"cwd{i}" for i in range(1, 4)]
+    for folder in dirs:
+        folder.mkdir()
+    envs = [{"NBTRACK_RUN_TAGS": '{"job": "1"}', "NBTRACK_NOTEBOOK": "one"},
+            {"NBTRACK_NOTEBOOK": "two"},
+            {"NBTRACK_RUN_TAGS": '{"job": "3"}', "NBTRACK_NOTEBOOK": "three"}]
+    jobs = [Job(index=i, notebook=str(probe), output=str(tmp_path / "out" / f"{i}.ipynb"),
+                params={}, env=envs[i - 1], cwd=str(dirs[i - 1]), load_extension=False)
+            for i in range(1, 4)]
+    started: dict[int, float] = {}
+
+    def on_event(event: dict) -> None:
+        if event["event"] == "start":
+            started[event["index"]] = time.time()
+
+    with LocalExecutor(workers=1) as executor:
+        outcomes = executor.run(jobs, on_event)
+
+    assert [o.status for o in outcomes] == [FINISHED] * 3
+    seen = {}
+    for outcome in outcomes:
+        out = nbformat.read(outcome.output, as_version=4)
+        seen[outcome.index] = json.loads(out.cells[0].outputs[0].text)
+    assert [seen[i]["tags"] for i in (1, 2, 3)] == ['{"job": "1"}', None, '{"job": "3"}']
+    assert [Path(seen[i]["cwd"]) for i in (1, 2, 3)] == dirs
+    for index in (2, 3):  # started ahead: the kernel existed before its job began
+        assert seen[index]["born"] < started[index] - 0.5
+
+
 def test_timeout_interrupts_the_kernel_and_the_next_job_runs(tmp_path):
     jobs = [_job(tmp_path, 1, sleep_s=60.0), _job(tmp_path, 2, x=5)]
     jobs[0].timeout = 3

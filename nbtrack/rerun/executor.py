@@ -1,10 +1,15 @@
-"""The local backend: W worker processes, each running one kernel at a time.
+"""The local backend: W worker processes, each running one job at a time.
+
+Each worker holds up to ``JOBS_PER_WORKER`` jobs: the one running, and the
+next, whose kernel the worker starts meanwhile (``nbtrack.rerun.kernels``).
+The price: at the end of a sweep, a job may wait behind a long one while
+another worker is idle.
 
 The caller gets every worker event (``start``, ``cell``, ``done``) on its own
 thread, in order, so it can update a progress bar or MLflow without locks. A
 worker that dies, or stops answering well past its job's timeout, is killed
-(with its kernel), its job recorded as FAILED, and a fresh worker takes the
-next job: one bad execution never stops the others.
+(with its kernel), its running job recorded as FAILED, its queued job handed on,
+and a fresh worker takes the next jobs: one bad execution never stops the others.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from nbtrack.rerun.worker import KILL_GRACE_S
 OnEvent = Callable[[dict[str, Any]], None]
 #: Extra seconds past a job's timeout before its worker is presumed stuck and killed.
 BACKSTOP_S = KILL_GRACE_S + 20.0
+#: The running job and the next one (whose kernel starts while the first runs).
+JOBS_PER_WORKER = 2
 
 
 class _Worker:
@@ -34,8 +41,8 @@ class _Worker:
     def __init__(self, slot: int, events: queue.Queue[tuple[int, dict[str, Any] | None]],
                  log_path: Path | None) -> None:
         self.slot = slot
-        self.job: Job | None = None
-        self.deadline: float | None = None
+        self.jobs: list[Job] = []  # submitted, not done: the running one first
+        self.deadline: float | None = None  # for the running job
         self._log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nbtrack.rerun.worker"],
@@ -57,17 +64,43 @@ class _Worker:
                 continue
         events.put((self.slot, None))  # EOF: the process is gone
 
+    @property
+    def job(self) -> Job | None:
+        """The job running (or about to: the worker runs its jobs in order)."""
+        return self.jobs[0] if self.jobs else None
+
     def submit(self, job: Job) -> None:
         assert self.process.stdin is not None
-        self.job = job
-        self.deadline = time.monotonic() + job.timeout + BACKSTOP_S if job.timeout else None
+        self.jobs.append(job)
+        if len(self.jobs) == 1:
+            self._set_deadline()
         self.process.stdin.write(job.to_json() + "\n")
         self.process.stdin.flush()
 
-    def close(self, wait: float = 10.0) -> None:
+    def started(self, index: int) -> None:
+        if self.job is not None and self.job.index == index:
+            self._set_deadline()
+
+    def done(self, index: int) -> None:
+        self.jobs = [job for job in self.jobs if job.index != index]
+        self._set_deadline()  # the next job starts at once
+
+    def _set_deadline(self) -> None:
+        job = self.job
+        self.deadline = (time.monotonic() + job.timeout + BACKSTOP_S
+                         if job is not None and job.timeout else None)
+
+    def finish(self) -> None:
+        """No more jobs: the worker shuts its kernels down and exits (``close()`` waits for it)."""
         try:
             if self.process.stdin:
                 self.process.stdin.close()
+        except OSError:
+            pass
+
+    def close(self, wait: float = 10.0) -> None:
+        try:
+            self.finish()
             self.process.wait(timeout=wait)
         except (OSError, subprocess.TimeoutExpired):
             self.kill()
@@ -110,6 +143,7 @@ class LocalExecutor:
         self.log_dir = log_dir
         self._events: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
         self._pool: dict[int, _Worker] = {}
+        self._finishing: list[_Worker] = []  # out of work, exiting
         self._next_slot = 0
         self._abort: BaseException | None = None
 
@@ -137,9 +171,10 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Let idle workers exit (their stdin closes); kill any that will not."""
-        for worker in list(self._pool.values()):
+        for worker in [*self._finishing, *self._pool.values()]:
             worker.close()
         self._pool.clear()
+        self._finishing.clear()
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -148,7 +183,7 @@ class LocalExecutor:
         self.close()
 
     def run(self, jobs: Sequence[Job], on_event: OnEvent | None = None) -> list[Outcome]:
-        """Execute ``jobs`` (W at a time); ``on_event`` sees start/cell/done events."""
+        """Execute ``jobs`` (W at a time, in order); ``on_event`` sees start/cell/done events."""
         notify = on_event or (lambda event: None)
         pending = list(reversed(jobs))  # pop() from the end takes jobs in order
         outcomes: dict[int, Outcome] = {}
@@ -156,8 +191,7 @@ class LocalExecutor:
         self.start(len(jobs))
 
         def give_work(worker: _Worker) -> None:
-            worker.job = None
-            if pending:
+            while pending and len(worker.jobs) < JOBS_PER_WORKER:
                 worker.submit(pending.pop())
 
         def fail(worker: _Worker, error: str) -> None:
@@ -167,14 +201,18 @@ class LocalExecutor:
                               kernel_ended=False)
             outcomes[job.index] = outcome
             notify({"event": "done", **json.loads(outcome.to_json())})
+            pending.extend(reversed(worker.jobs[1:]))  # not started: the next worker takes them
+            worker.jobs = []
             worker.close(wait=0)
             del workers[worker.slot]
             if pending:
                 give_work(self._spawn())
 
         try:
-            for worker in list(workers.values()):
-                give_work(worker)
+            for _ in range(JOBS_PER_WORKER):  # one job each first, then one more each
+                for worker in list(workers.values()):
+                    if pending and len(worker.jobs) < JOBS_PER_WORKER:
+                        worker.submit(pending.pop())
             while len(outcomes) < len(jobs):
                 try:
                     slot, event = self._events.get(timeout=0.5)
@@ -201,9 +239,15 @@ class LocalExecutor:
                     continue
                 if event.get("event") == "done":
                     outcomes[int(event["index"])] = Outcome.from_dict(event)
+                    worker.done(int(event["index"]))
                     notify(event)
                     give_work(worker)
+                    if not worker.jobs:  # none left for it: it ends its kernels meanwhile
+                        worker.finish()
+                        self._finishing.append(workers.pop(slot))
                 else:
+                    if event.get("event") == "start":
+                        worker.started(int(event["index"]))
                     notify(event)
         except BaseException:
             for worker in workers.values():

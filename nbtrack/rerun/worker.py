@@ -1,20 +1,20 @@
-"""A process that executes jobs with papermill, one kernel at a time: ``python -m nbtrack.rerun.worker``.
+"""A process that executes jobs with papermill, one at a time: ``python -m nbtrack.rerun.worker``.
 
 Why a process of its own: a kernel learns which MLflow run it belongs to only
-from its environment (``NBTRACK_RUN_ID`` ...), which it inherits from the
-process that starts it. Threads share one ``os.environ``; a worker process
-runs one kernel at a time, so setting the job's variables just before the
-kernel starts is safe. Workers are long-lived (papermill's import costs
-~0.5-2 s, paid once per worker, not per execution).
+from its environment (``NBTRACK_RUN_ID`` ...), given to it at launch. Workers
+are long-lived (papermill's import costs ~0.5-2 s, paid once per worker, not
+per execution), and start the next job's kernel while the current job runs
+(``nbtrack.rerun.kernels``), each with its own job's environment.
 
-Protocol: one ``Job`` as JSON per line on stdin; JSON events on stdout
+Protocol: one ``Job`` as JSON per line on stdin, read as it comes (a thread
+queues them, so the next job is known early); JSON events on stdout
 (``start``, ``cell``, ``done`` with the ``Outcome``). Everything else the
 process prints goes to stderr, so a chatty library cannot corrupt the stream.
 
-A job's ``timeout`` covers the whole execution: when it passes, the kernel is
-interrupted (like Jupyter's stop button, so the notebook records the
+A job's ``timeout`` covers the whole execution: when it passes, the job's kernel
+is interrupted (like Jupyter's stop button, so the notebook records the
 interrupted cell and the kernel still ends its run), and killed if it has not
-stopped 10 s later.
+stopped 10 s later. Other kernels of the worker (the next job's) are left alone.
 """
 
 from __future__ import annotations
@@ -22,43 +22,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
 from nbtrack.rerun.jobs import FAILED, FINISHED, KILLED, Job, Outcome
 
+if TYPE_CHECKING:
+    from nbtrack.rerun.kernels import Kernels
+
 Emit = Callable[[dict[str, Any]], None]
 KILL_GRACE_S = 10.0
-LOAD_EXTENSION_ARG = "--IPKernelApp.extra_extensions=nbtrack"
-
-
-@contextmanager
-def _environment(extra: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+FIRST_JOB_WAIT_S = 1.0  # for the first job, before importing papermill
 
 
 class _Watchdog:
-    """Interrupts, then kills, this process's kernels when a job overstays its timeout."""
+    """Interrupts, then kills, one job's kernel (by pid) when the job overstays its timeout."""
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, pid: int | None) -> None:
         self.fired = False
         self.killed = False
+        self._pid = pid
         self._timers: list[threading.Timer] = []
-        if timeout:
+        if timeout and pid:
             self._timers = [
                 threading.Timer(timeout, self._signal, (signal.SIGINT,)),
                 threading.Timer(timeout + KILL_GRACE_S, self._signal, (signal.SIGKILL,)),
@@ -68,17 +58,15 @@ class _Watchdog:
                 timer.start()
 
     def _signal(self, signum: int) -> None:
-        import psutil
-
+        # The kernel only: its own children may include nbtrack's detached delivery
+        # process, which must outlive this execution.
+        assert self._pid is not None
         self.fired = True
         self.killed = self.killed or signum == signal.SIGKILL
-        # Direct children only: the kernel. Its own children may include nbtrack's
-        # detached delivery process, which must outlive this execution.
-        for child in psutil.Process().children(recursive=False):
-            try:
-                child.send_signal(signum)
-            except psutil.Error:
-                pass
+        try:
+            os.kill(self._pid, signum)
+        except OSError:
+            pass
 
     def cancel(self) -> None:
         for timer in self._timers:
@@ -93,9 +81,14 @@ def _count_cells(path: str, has_params: bool) -> int:
     return len(nb.cells) + (1 if has_params and not injected else 0)
 
 
-def run_job(job: Job, emit: Emit) -> Outcome:
-    """Execute one job with papermill in this process; never raises for a notebook's failure."""
+def run_job(job: Job, emit: Emit, kernels: Kernels) -> Outcome:
+    """Execute one job with papermill in this process; never raises for a notebook's failure.
+
+    Its kernel comes from ``kernels`` (started ahead if it could be); meanwhile, at
+    every cell start, ``kernels`` may start the kernel of the job after it.
+    """
     import papermill
+    from jupyter_core.utils import run_sync
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
@@ -108,23 +101,29 @@ def run_job(job: Job, emit: Emit) -> Outcome:
         outcome.status, outcome.error = FAILED, f"cannot read notebook: {exc}"
         return outcome
 
-    def on_cell_start(cell: Any, cell_index: int) -> None:
+    async def on_cell_start(cell: Any, cell_index: int) -> None:
         emit({"event": "cell", "index": job.index, "cell": cell_index + 1, "cells": cells})
+        await kernels.look_ahead()
 
     os.makedirs(os.path.dirname(job.output) or ".", exist_ok=True)
-    watchdog = _Watchdog(job.timeout)
+    watchdog = _Watchdog(None, None)
     try:
-        with _environment(job.env):
-            papermill.execute_notebook(
-                job.notebook,
-                job.output,
-                parameters=job.params or None,
-                kernel_name=job.kernel_name,
-                progress_bar=False,
-                cwd=job.cwd,
-                extra_arguments=[LOAD_EXTENSION_ARG] if job.load_extension else [],
-                on_cell_start=on_cell_start,
-            )
+        with kernels.kernel(job) as km:
+            watchdog = _Watchdog(job.timeout, km.provisioner.pid if km and km.provisioner else None)
+            try:
+                run_sync(kernels.look_ahead)()
+                papermill.execute_notebook(
+                    job.notebook,
+                    job.output,
+                    parameters=job.params or None,
+                    kernel_name=job.kernel_name,
+                    progress_bar=False,
+                    cwd=job.cwd,
+                    km=km,
+                    on_cell_start=on_cell_start,
+                )
+            finally:
+                watchdog.cancel()  # before the kernel is shut down
     except PapermillExecutionError as exc:
         outcome.status = FAILED
         outcome.error = f"{exc.ename}: {exc.evalue}"
@@ -162,18 +161,36 @@ def main() -> int:
     # jsonschema (under nbformat) builds an RFC 3987 grammar at import when rfc3987_syntax is
     # installed: ~0.8 s of CPU per worker, for an "iri" format no notebook schema uses.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    import papermill  # noqa: F401 - paid now, while the sweep sets up its runs
+    from nbtrack.rerun.kernels import Kernels
 
     def emit(event: dict[str, Any]) -> None:
         out.write(json.dumps(event) + "\n")
         out.flush()
 
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        outcome = run_job(Job.from_json(line), emit)
-        emit({"event": "done", **json.loads(outcome.to_json())})
+    jobs: queue.Queue[Job | None] = queue.Queue()
+    threading.Thread(target=_read_jobs, args=(sys.stdin, jobs), daemon=True).start()
+    kernels = Kernels(jobs)
+    try:
+        # The first job usually comes with the worker: its kernel starts while papermill's
+        # import is paid (both ~1 s), and while the sweep sets up its runs.
+        kernels.start_first(wait=FIRST_JOB_WAIT_S)
+        import papermill  # noqa: F401
+
+        while (job := kernels.next_job()) is not None:
+            outcome = run_job(job, emit, kernels)
+            emit({"event": "done", **json.loads(outcome.to_json())})
+    finally:
+        kernels.close()
     return 0
+
+
+def _read_jobs(stream: IO[str], jobs: queue.Queue[Job | None]) -> None:
+    try:
+        for line in stream:
+            if line.strip():
+                jobs.put(Job.from_json(line))
+    finally:
+        jobs.put(None)
 
 
 if __name__ == "__main__":
