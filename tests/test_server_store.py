@@ -19,7 +19,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from conftest import stop_daemons  # noqa: F401 - re-exported for the server and browser tests
 
 from nbtrack import tags
 from nbtrack.project import Project
@@ -244,12 +244,6 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def stop_daemons(root: Path) -> None:
-    for pid_file in root.rglob(".nbtrack/delivery.pid"):
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
 
 
 def make_papermill_project(root: Path, lrs: list[float], env: dict[str, str] | None = None) -> None:

@@ -7,16 +7,10 @@ Exit codes: 0 the re-run finished, 5 it failed (run and output notebook kept),
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 from typing import Any
 
 from nbtrack.errors import ExecutionFailed
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,17 +42,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from nbtrack.cli.execution import prepare
     from nbtrack.rerun.params import parse_overrides
     from nbtrack.rerun.report import render_report
     from nbtrack.rerun.rerun import rerun
 
-    err = Console(stderr=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job: stop kernels, mark runs KILLED
-    # MLflow is imported later and sets its own level: "Creating initial MLflow database..."
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-    def warn(message: str) -> None:
-        err.print(f"[yellow]nbtrack rerun: warning:[/] {message}", highlight=False)
+    err, warn = prepare("rerun")
 
     frame = rerun(
         args.run_id, parse_overrides(args.param), current=args.current, pin_data=args.pin_data,

@@ -7,16 +7,10 @@ notebooks are kept), 2 bad input, 3 notebook/sweep not found.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 from typing import Any
 
 from nbtrack.errors import ExecutionFailed
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -67,17 +61,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from nbtrack.cli.execution import prepare
     from nbtrack.rerun.params import parse_assignments
     from nbtrack.rerun.report import render_runs
     from nbtrack.rerun.sweep import sweep
 
-    err = Console(stderr=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job: stop kernels, mark runs KILLED
-    # MLflow is imported later and sets its own level: "Creating initial MLflow database..."
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-    def warn(message: str) -> None:
-        err.print(f"[yellow]nbtrack sweep: warning:[/] {message}", highlight=False)
+    err, warn = prepare("sweep")
 
     space = parse_assignments(args.param)
     frame = sweep(
