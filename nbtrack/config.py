@@ -130,3 +130,10 @@ def apply_sources(config: NbtrackConfig, project_root: Path | None) -> list[str]
             except UsageProblem as exc:
                 problems.append(f"{origin}: {exc}")
     return problems
+
+
+def project_config(project_root: Path) -> NbtrackConfig:
+    """The options as a process outside a kernel sees them (pyproject.toml, then NBTRACK_*)."""
+    config = NbtrackConfig()
+    apply_sources(config, project_root)
+    return config

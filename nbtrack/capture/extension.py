@@ -7,7 +7,6 @@ cell, and each is wrapped so a failure in nbtrack never reaches the user.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from nbtrack.capture import session as sessions
@@ -98,7 +97,6 @@ def load(shell: Any) -> None:
     """``%load_ext nbtrack``: a session, its hooks and its magics. Loading twice is harmless."""
     if id(shell) in _installed:
         return
-    started = time.perf_counter()
     config = NbtrackConfig(parent=shell)
     session = TrackingSession(shell, config)
     try:
@@ -115,7 +113,6 @@ def load(shell: Any) -> None:
     from nbtrack.magics import NbtrackMagics
 
     shell.register_magics(NbtrackMagics(shell=shell, session=session))
-    session.load_seconds = time.perf_counter() - started
 
 
 def unload(shell: Any) -> None:

@@ -64,13 +64,7 @@ def _papermill_from_cmdline(cmdline: list[str], cwd: Path) -> tuple[Path, Path |
     positional = [p for p in cmdline[1:] if p.endswith(".ipynb")]
     if not positional:
         return None
-    parent_cwd = cwd
-    try:
-        import psutil
-
-        parent_cwd = Path(psutil.Process(os.getppid()).cwd())
-    except Exception:  # noqa: BLE001
-        pass
+    parent_cwd = next(iter(_parent_cwd_list()), cwd)
     inp = _existing_notebook(positional[0], parent_cwd)
     if inp is None:
         return None

@@ -187,12 +187,11 @@ class DemoStore:
 
     @classmethod
     def for_notebook(cls, notebook: Path) -> DemoStore:
-        from nbtrack.config import NbtrackConfig, apply_sources
+        from nbtrack.config import project_config
         from nbtrack.sinks.mlflow_store import tracking_uri_for
 
         project = Project.for_notebook(notebook)
-        config = NbtrackConfig()
-        apply_sources(config, project.root)
+        config = project_config(project.root)
         if config.project_dir:
             project = Project(Path(config.project_dir).expanduser().resolve())
         uri = tracking_uri_for(project, config.tracking_uri)

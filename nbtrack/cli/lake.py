@@ -70,14 +70,13 @@ def resolve_lake(args: argparse.Namespace) -> str:
         return str(args.lake)
     from pathlib import Path
 
-    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.config import project_config
     from nbtrack.project import Project, find_project_root
     from nbtrack.sinks.delta import lake_uri_for
 
     project = Project(Path(args.project).resolve() if args.project
                       else find_project_root(Path.cwd()))
-    config = NbtrackConfig()
-    apply_sources(config, project.root)
+    config = project_config(project.root)
     return lake_uri_for(project, config)
 
 

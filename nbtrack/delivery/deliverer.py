@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 from nbtrack.delivery.state import Cursor, RunIndex, Status
@@ -28,12 +27,11 @@ _BACKOFF_MAX = 30.0
 
 def make_sinks(project: Project) -> list[Sink]:
     """MLflow first (it assigns run ids), then the lake when it is enabled and installed."""
-    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.config import project_config
     from nbtrack.sinks.mlflow import MlflowSink
 
     sinks: list[Sink] = [MlflowSink(project)]
-    config = NbtrackConfig()
-    apply_sources(config, project.root)
+    config = project_config(project.root)
     try:
         from nbtrack.sinks.delta import make_sink
     except ImportError:
@@ -236,7 +234,3 @@ def _fallback_start(project: Project, run: str, session: str, header: Event) -> 
 def _describe(sink: str, exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{sink} delivery failing: {text[:300]} (events are kept in the journal and retried)"
-
-
-def journal_path(project: Project, session: str) -> Path:
-    return project.journal_dir / f"{session}.jsonl"

@@ -72,10 +72,6 @@ class _Handle:
         self._shown.update(new)
         return new
 
-    def delivered(self) -> int:
-        delivered = self.status.read().get("delivered", {})
-        return min(delivered.values()) if delivered else 0
-
     def wait(self, seq: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

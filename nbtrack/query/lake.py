@@ -40,11 +40,10 @@ MLFLOW_SINK, LAKE_SINK = "mlflow", "delta"
 def project_lake(project: Project) -> str | None:
     """The project's lake URI when the lake is on and (for a local path) exists, else None."""
     try:
-        from nbtrack.config import NbtrackConfig, apply_sources
+        from nbtrack.config import project_config
         from nbtrack.sinks.delta import lake_uri_for
 
-        config = NbtrackConfig()
-        apply_sources(config, project.root)
+        config = project_config(project.root)
     except Exception as exc:  # noqa: BLE001 - a broken config must not break a query
         log.debug("lake not consulted: %s", exc)
         return None

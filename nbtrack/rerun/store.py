@@ -47,10 +47,9 @@ def resolve_tracking_uri(project: Project, tracking_uri: str | None) -> str:
     """The store the kernels will log to: explicit > [tool.nbtrack]/NBTRACK_TRACKING_URI > MLflow's."""
     if tracking_uri:
         return tracking_uri
-    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.config import project_config
 
-    config = NbtrackConfig()
-    apply_sources(config, project.root)
+    config = project_config(project.root)
     return tracking_uri_for(project, config.tracking_uri)
 
 

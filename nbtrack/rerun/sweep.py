@@ -354,11 +354,10 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
 
 def _start_delivery(project: Project) -> None:
     """Start the project's delivery process now: its MLflow import is paid while kernels start."""
-    from nbtrack.config import NbtrackConfig, apply_sources
+    from nbtrack.config import project_config
     from nbtrack.delivery.launcher import daemon_alive, spawn_daemon
 
-    config = NbtrackConfig()
-    apply_sources(config, project.root)
+    config = project_config(project.root)
     if config.delivery == "thread" or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return
     try:
