@@ -64,6 +64,7 @@ class CellState:
     figures: int = 0
     display_ids: dict[str, int] = field(default_factory=dict)
     outputs: int = 0
+    ref: nbdetect.CellRef | None = None  # the notebook cell, found once at the cell's start
 
 
 @dataclass(frozen=True)
@@ -475,10 +476,10 @@ class TrackingSession:
     # -- cells ----------------------------------------------------------------------------------
 
     def pre_cell(self, raw: str, cell_id: str | None, exec_count: int) -> None:
-        if cell_id is None:  # papermill sends no ids: match the source, so figures get the right one
-            ref = self.nbfile.find(None, raw)
-            cell_id = ref.cell_id if ref else None
-        self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time())
+        ref = self.nbfile.find(cell_id, raw)
+        if cell_id is None and ref is not None:  # papermill sends no ids: matched by source, for figures
+            cell_id = ref.cell_id
+        self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time(), ref=ref)
         wanted = env.NOTEBOOK.get()
         if wanted and (self.notebook is None or str(self.notebook) != str(Path(wanted).resolve())):
             self.set_notebook(wanted)
@@ -514,7 +515,7 @@ class TrackingSession:
             self._retry_detection()
         with self.safety.guard("following the active MLflow run"):
             self._follow_user_mlflow_run(run)
-        ref = self.nbfile.find(cell.cell_id, raw)
+        ref = cell.ref or self.nbfile.find(cell.cell_id, raw)  # the %load_ext cell had no pre_cell
         cell_id = cell.cell_id or (ref.cell_id if ref else None)
         cell.cell_id = cell_id
         tree = _parse(self.shell, raw)
