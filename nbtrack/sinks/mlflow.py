@@ -37,6 +37,7 @@ class _Pending:
     params: dict[str, str] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    cells: list[tuple[Path, Event]] = field(default_factory=list)  # cells.json file, cell event
     last_seq: int = 0
 
 
@@ -170,7 +171,8 @@ class MlflowSink:
                 folder = str(Path(event["path"]).parent)
                 client.log_artifact(run_id, str(local), None if folder == "." else folder)
         elif kind == "cell":
-            self._add_cell(client, run_id, event, journal_dir, batch)
+            path = journal_dir / f"{event['session']}.blobs" / event["run"] / "nbtrack" / "cells.json"
+            batch.cells.append((path, event))
         elif kind == "input":
             _log_input(client, run_id, event)
 
@@ -178,6 +180,8 @@ class MlflowSink:
         """log_batch in MLflow-sized chunks; the last chunk carries the journal mark."""
         if not batch.last_seq:
             return
+        if batch.cells:  # before log_batch, so the cell count tag goes with it
+            self._write_cells(client, run_id, batch)
         from mlflow.entities import Param, RunTag
 
         params = [Param(k, v) for k, v in batch.params.items()]
@@ -194,21 +198,24 @@ class MlflowSink:
             if last:
                 break
         self._marks[run_id] = (session, batch.last_seq)
-        batch.params, batch.metrics, batch.tags, batch.last_seq = {}, [], {}, 0
+        batch.params, batch.metrics, batch.tags, batch.cells, batch.last_seq = {}, [], {}, [], 0
 
-    def _add_cell(self, client: Any, run_id: str, event: Event, journal_dir: Path, batch: _Pending) -> None:
-        path = journal_dir / f"{event['session']}.blobs" / event["run"] / "nbtrack" / "cells.json"
+    def _write_cells(self, client: Any, run_id: str, batch: _Pending) -> None:
+        """Add the batch's cell executions to the run's ``nbtrack/cells.json``: one write, one upload."""
+        path = batch.cells[0][0]
         try:
             cells = json.loads(path.read_text())
         except (OSError, ValueError):
             cells = []
-        if any(c.get("_seq") == event["seq"] for c in cells):
-            return
-        record = {k: event.get(k) for k in ("exec_count", "cell_id", "source", "source_sha", "start",
-                                             "duration_s", "status", "error_name", "error_value",
-                                             "outputs", "metrics", "index")}
-        record["_seq"] = event["seq"]
-        cells.append(record)
+        seen = {c.get("_seq") for c in cells}
+        for _, event in batch.cells:
+            if event["seq"] in seen:
+                continue
+            record = {k: event.get(k) for k in ("exec_count", "cell_id", "source", "source_sha", "start",
+                                                 "duration_s", "status", "error_name", "error_value",
+                                                 "outputs", "metrics", "index")}
+            record["_seq"] = event["seq"]
+            cells.append(record)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cells, indent=1, default=str))
         client.log_artifact(run_id, str(path), "nbtrack")
