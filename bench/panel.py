@@ -45,7 +45,7 @@ def deliver_runs(root: Path, n: int) -> str:
     from nbtrack.delivery.deliverer import Deliverer
     from nbtrack.journal import JournalWriter
     from nbtrack.project import Project
-    from nbtrack.sinks.mlflow_store import tracking_uri_for
+    from nbtrack.store import resolve
 
     (root / ".git").mkdir(parents=True, exist_ok=True)
     path = root / NOTEBOOK
@@ -56,7 +56,7 @@ def deliver_runs(root: Path, n: int) -> str:
     journal = JournalWriter(project.journal_dir, "bench-panel")
     journal.append("session_start", pid=0, pid_started=None, host="bench", python="3", delivery="process",
                    executable=sys.executable, cwd=str(root), version="bench")
-    experiment, uri = project.experiment_name(path), tracking_uri_for(project)
+    experiment, uri = project.experiment_name(path), resolve(project=project).tracking_uri
     for i in range(n):
         key, lr = f"bench{i:05d}", (0.1, 0.01, 0.001)[i % 3]
         journal.append("run_start", run=key, experiment=experiment, notebook=str(path), project=str(root),

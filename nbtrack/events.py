@@ -25,13 +25,16 @@ Event = dict[str, Any]
 #: type -> payload fields (documentation and a check for tests; not enforced at runtime).
 TYPES: dict[str, tuple[str, ...]] = {
     # A kernel session began writing this journal.
-    "session_start": ("pid", "pid_started", "host", "python", "executable", "cwd", "version"),
-    # A run began. mlflow_run_id set => log into that existing run (sweeps, re-runs,
-    # a user's own mlflow.start_run()); mlflow_run_id_file => the id will appear in that
-    # file (a sweep creates runs while its kernels start). notebook is an absolute path or None.
+    # tracking_uri: the store the session's runs go to (a run that died before its run_start).
+    "session_start": ("pid", "pid_started", "host", "python", "executable", "cwd", "version", "delivery",
+                      "tracking_uri"),
+    # A run began. mlflow_run_id set => log into that existing run, which a sweep or re-run
+    # created for it (never a run of the notebook's own MLflow); mlflow_run_id_file => the id
+    # will appear in that file (a sweep creates runs while its kernels start). notebook is an
+    # absolute path or None.
     "run_start": (
         "experiment", "notebook", "project", "tracking_uri", "name", "mlflow_run_id",
-        "parent_run_id", "tags", "origin", "papermill_input", "papermill_output", "adopted",
+        "parent_run_id", "tags", "origin", "papermill_input", "papermill_output",
         "mlflow_run_id_file",
     ),
     # Parameters of the run: key -> string value (as MLflow stores it), and the
@@ -39,7 +42,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "params": ("params", "values", "source", "cell_id"),
     # One metric point.
     "metric": ("key", "value", "step", "cell_id", "exec_count"),
-    # Tags to set (or overwrite) on the run.
+    # Tags to set (or overwrite) on the run (nbtrack.user_runs links the notebook's own MLflow runs).
     "tags": ("tags",),
     # A file to log as an artifact: ``file`` is relative to the journal folder,
     # ``path`` is the artifact path inside the run (e.g. figures/3-abc-0.png).
@@ -51,9 +54,6 @@ TYPES: dict[str, tuple[str, ...]] = {
     ),
     # A Delta (or other) table read by the run.
     "input": ("table_uri", "version", "schema_hash", "rows", "profile"),
-    # The user's own MLflow run (mlflow.start_run(), autologging) became active:
-    # from now on this run *is* that MLflow run; what was delivered before moves there.
-    "attach": ("mlflow_run_id",),
     # A capture problem the user was warned about.
     "warning": ("message",),
     # The run ended. status: FINISHED | FAILED | KILLED. The delivery process logs

@@ -14,6 +14,9 @@ SWEEP_ID = "nbtrack.sweep_id"
 RERUN_OF = "nbtrack.rerun_of"
 PAPERMILL_INPUT = "nbtrack.papermill.input_path"
 PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
+# JSON list of the MLflow runs the notebook's own MLflow calls started or ended during this run:
+# [{"run_id", "experiment_id", "name", "tracking_uri", "parent_run_id", "ended"}, ...]
+USER_RUNS = "nbtrack.user_runs"
 PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own
 RUN_NAME = "mlflow.runName"  # MLflow's own
 SOURCE_NAME = "mlflow.source.name"

@@ -100,7 +100,7 @@ def build_store(root: Path) -> StoreFixture:
     """Create the project, its notebooks and the runs (takes a few seconds: a new SQLite store)."""
     from nbtrack import tags as t
     from nbtrack.project import Project
-    from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client
+    from nbtrack.store import get_or_create_experiment, open_client
 
     (root / ".git").mkdir(parents=True)
     (root / "notebooks").mkdir()
@@ -186,12 +186,12 @@ def journal_run(writer: Any, root: Path, key: str, *, params: dict[str, Any],
     """
     from nbtrack import tags as t
     from nbtrack.project import Project
-    from nbtrack.sinks.mlflow_store import tracking_uri_for
+    from nbtrack.store import resolve
 
     project = Project(root)
     writer.append(
         "run_start", run=key, experiment=project.experiment_name(root / notebook),
-        notebook=str(root / notebook), project=str(root), tracking_uri=tracking_uri_for(project),
+        notebook=str(root / notebook), project=str(root), tracking_uri=resolve(project=project).tracking_uri,
         name=f"run-{key}" if name == "" else name, mlflow_run_id=None, parent_run_id=None,
         tags={t.RUN_KEY: key, t.ORIGIN: "interactive", t.NOTEBOOK: notebook}, origin="interactive",
     )

@@ -250,16 +250,47 @@ def test_read_only_project_turns_tracking_off_without_breaking_cells(shell, proj
     assert "tracking is off in this kernel" in capsys.readouterr().err
 
 
-def test_users_own_mlflow_run_is_followed_not_duplicated(shell, project, notebook):
-    run_notebook_cells(shell, notebook, [0, 1])  # nbtrack's run has started, params delivered
-    shell.run_cell("import mlflow\nrun = mlflow.start_run(run_name='mine')\nmlflow.log_param('extra', 1)")
-    shell.run_cell("val_acc = 0.7")
-    shell.run_cell("mlflow.end_run()")
-    (run,) = delivered_runs(project)  # one run: the user's, holding nbtrack's params too
-    assert run.info.run_name == "mine"
-    assert run.data.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base", "extra": "1"}
-    assert run.data.metrics["val_acc"] == 0.7
-    assert "nbtrack/cells.json" in artifacts(project, run)
+def test_users_own_mlflow_runs_stay_theirs_and_are_linked(shell, project, notebook):
+    """The notebook's MLflow keeps its own store and runs; nbtrack's run only links to them."""
+    import json
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    run_notebook_cells(shell, notebook, [0, 1])
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # nbtrack sets no MLflow setting
+    shell.run_cell("import mlflow\nuri = mlflow.get_tracking_uri()")
+    assert ".nbtrack" not in shell.user_ns["uri"]  # MLflow's own default: ./mlflow.db
+    shell.run_cell(
+        "for lr in (0.1, 0.2):\n"
+        "    with mlflow.start_run(run_name=f'mine-{lr}'):\n"
+        "        mlflow.log_param('lr', lr)\n"
+        "        rmse = lr / 2\n"
+        "        mlflow.log_metric('rmse', rmse)"
+    )
+    shell.run_cell("parent = mlflow.start_run(run_name='parent')\n"
+                   "child = mlflow.start_run(run_name='child', nested=True)")
+    shell.run_cell("mlflow.end_run()\nmlflow.end_run()\nval_acc = 0.7")
+    try:
+        (ours,) = delivered_runs(project)  # nbtrack's store holds only nbtrack's run
+    finally:
+        while shell.user_ns["mlflow"].active_run() is not None:
+            shell.user_ns["mlflow"].end_run()
+    users = MlflowClient(shell.user_ns["uri"])
+    theirs = {r.info.run_name: r for r in users.search_runs(["0"])}
+    assert set(theirs) == {"mine-0.1", "mine-0.2", "parent", "child"}
+    for run in theirs.values():  # untouched: no nbtrack tag, param or metric, ended by the notebook
+        assert not [t for t in run.data.tags if t.startswith("nbtrack.")]
+        assert run.info.status == "FINISHED"
+    assert theirs["mine-0.2"].data.params == {"lr": "0.2"}
+    assert [m.value for m in users.get_metric_history(theirs["mine-0.2"].info.run_id, "rmse")] == [0.1]
+    assert ours.data.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base"}
+    assert ours.data.metrics["val_acc"] == 0.7 and ours.data.metrics["rmse"] == 0.1
+    linked = {item["run_id"]: item for item in json.loads(ours.data.tags["nbtrack.user_runs"])}
+    assert set(linked) == {r.info.run_id for r in theirs.values()}
+    child = linked[theirs["child"].info.run_id]
+    assert child["parent_run_id"] == theirs["parent"].info.run_id and child["ended"] is True
+    assert child["tracking_uri"] == shell.user_ns["uri"] and child["experiment_id"] == "0"
 
 
 def test_detection_on_databricks_uses_the_workspace_path(shell, project, monkeypatch):

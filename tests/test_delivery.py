@@ -13,7 +13,7 @@ from nbtrack.delivery.deliverer import Deliverer
 from nbtrack.delivery.state import RunIndex, Status
 from nbtrack.journal import JournalWriter
 from nbtrack.project import Project
-from nbtrack.sinks.mlflow_store import tracking_uri_for
+from nbtrack.store import resolve
 
 
 def journal_with_run(project: Path, session: str = "s1", **start: object) -> JournalWriter:
@@ -22,9 +22,9 @@ def journal_with_run(project: Path, session: str = "s1", **start: object) -> Jou
     journal.append("session_start", pid=1, pid_started=None, host=socket.gethostname() + "-elsewhere",
                    python="3", executable="python", cwd=str(project), version="t", delivery="process")
     journal.append("run_start", run="k1", experiment="nb.ipynb", notebook=None, project=str(project),
-                   tracking_uri=tracking_uri_for(proj), name=None, parent_run_id=None, origin="papermill",
+                   tracking_uri=resolve(project=proj).tracking_uri, name=None, parent_run_id=None, origin="papermill",
                    tags={"nbtrack.run_key": "k1"}, papermill_input=None, papermill_output=None,
-                   adopted=False, **{"mlflow_run_id": None, **start})
+                   **{"mlflow_run_id": None, **start})
     journal.append("params", run="k1", params={"lr": "0.1"}, values={"lr": 0.1}, source="t", cell_id=None)
     for step in range(3):
         journal.append("metric", run="k1", key="loss", value=1.0 / (step + 1), step=step, cell_id=None,

@@ -231,11 +231,13 @@ def test_lake_path_that_is_a_file_is_a_clear_error(tmp_path: Path):
 
 
 def test_make_sink_follows_config(tmp_path: Path):
+    from nbtrack.store import resolve
+
     project = Project(tmp_path)
     config = NbtrackConfig()
-    sink = make_sink(project, config)
+    sink = make_sink(resolve(project=project, config=config))
     assert isinstance(sink, DeltaSink) and sink.lake_uri == str(project.lake_dir)
     config.lake_path = str(tmp_path / "elsewhere")
-    assert make_sink(project, config).lake_uri == str(tmp_path / "elsewhere")
+    assert make_sink(resolve(project=project, config=config)).lake_uri == str(tmp_path / "elsewhere")
     config.lake = False
-    assert make_sink(project, config) is None
+    assert make_sink(resolve(project=project, config=config)) is None

@@ -193,7 +193,7 @@ def client_for(folder: Path) -> Any:
     A plain ``MlflowClient`` on a store the delivery process is creating races
     with its schema migration ("duplicate column name").
     """
-    from nbtrack.sinks.mlflow_store import open_client
+    from nbtrack.store import open_client
 
     return open_client(f"sqlite:///{folder / '.nbtrack' / 'mlflow.db'}")
 

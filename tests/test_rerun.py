@@ -106,7 +106,7 @@ def test_no_store_is_not_created_by_a_rerun(tmp_path, monkeypatch, capsys):
 
 def test_unknown_runs_and_missing_snapshots(project, capsys):
     from nbtrack.project import Project
-    from nbtrack.sinks.mlflow_store import open_client
+    from nbtrack.store import open_client
 
     client = open_client(Project(project).default_tracking_uri)
     experiment = client.create_experiment("elsewhere.ipynb")

@@ -32,7 +32,7 @@ from conftest import stop_daemons  # noqa: F401 - re-exported for the server and
 
 from nbtrack import tags
 from nbtrack.project import Project
-from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client
+from nbtrack.store import get_or_create_experiment, open_client
 
 NOTEBOOK = "notebooks/train.ipynb"
 FIGURE_CELL = "c0ffee"

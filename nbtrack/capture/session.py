@@ -27,14 +27,17 @@ from nbtrack.capture.figures import figure_from_bundle, render_figure
 from nbtrack.capture.metrics import MetricNames, as_number, assigned_names, key_problem
 from nbtrack.capture.params import json_value, literal_assignments, param_string
 from nbtrack.capture.safety import Safety
+from nbtrack.capture.user_mlflow import UserMlflow, describe, link_tag
 from nbtrack.config import NbtrackConfig
 from nbtrack.journal import JournalWriter
 from nbtrack.project import Project
+from nbtrack.store import StoreRef, resolve
 
 _PAPERMILL_PATH_VARS = (
     "PAPERMILL_INPUT_PATH", "PAPERMILL_OUTPUT_PATH", "PAPERMILL_INPUT_DIR", "PAPERMILL_OUTPUT_DIR",
 )
 _MAX_DEFER_CELLS = 3  # cells to wait for the notebook's name before settling on "untitled"
+_NOT_IMPORTED = object()  # MLflow's state before a cell, when the notebook had not imported it yet
 
 
 @dataclass
@@ -49,10 +52,10 @@ class RunState:
     executions: list[tuple[int, str]] = field(default_factory=list)  # (notebook index, label)
     cells: int = 0
     last_error: bool = False
-    attach: str | None = None  # existing MLflow run id to log into
-    attach_from_env: bool = False  # a sweep/re-run owns this run: never follow the user's runs
+    attach: str | None = None  # MLflow run id a sweep/re-run created for this run (NBTRACK_RUN_ID)
     attach_file: str | None = None  # the run id will be written there (by a sweep)
     extra_tags: dict[str, str] = field(default_factory=dict)
+    user_runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the notebook's own MLflow runs
 
 
 @dataclass
@@ -101,7 +104,10 @@ class TrackingSession:
         self.safety = Safety(strict=config.strict, record=self._record_warning)
         self.metric_names = MetricNames(config.metric_words)
         self.detection = nbdetect.Detection(None, "none")
-        self.project = Project.for_notebook(None)
+        # MLFLOW_TRACKING_URI as it was at load: a notebook that points its own MLflow
+        # elsewhere later does not move nbtrack's runs.
+        self._env_tracking_uri = env.MLFLOW_TRACKING_URI.get()
+        self.store: StoreRef = self._resolve()
         self.nbfile = nbdetect.NotebookFile(None)
         self.journal: JournalWriter = None  # type: ignore[assignment]  # set by open()
         self.run: RunState | None = None
@@ -114,7 +120,9 @@ class TrackingSession:
         self._first_run = True
         self._closed = False
         self._last_poke = 0.0
-        self._set_tracking_env = False
+        self.user_mlflow = UserMlflow(self._note_user_run)
+        self._user_notes: list[tuple[str, Any]] = []
+        self._mlflow_before: Any = None  # MLflow's state before a cell it was not watched in
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -125,13 +133,8 @@ class TrackingSession:
 
         for problem in apply_sources(self.config, self.project.root):
             self.safety.warn(problem)
+        self.store = self._resolve()  # [tool.nbtrack] and NBTRACK_* may name another project or store
         self.project.ensure()
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            from nbtrack.sinks.mlflow_store import tracking_uri_for
-
-            # A user's own mlflow.start_run() must land in the same store, so nbtrack can log into it.
-            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri_for(self.project, self.config.tracking_uri)
-            self._set_tracking_env = True
         self.journal = JournalWriter(self.project.journal_dir, self.session_id, fsync=self.config.fsync)
         self.journal.append(
             "session_start",
@@ -143,6 +146,7 @@ class TrackingSession:
             cwd=os.getcwd(),
             version=_version(),
             delivery=self.config.delivery,
+            tracking_uri=self.store.tracking_uri,
         )
         from nbtrack.delivery.launcher import start_delivery
 
@@ -180,8 +184,7 @@ class TrackingSession:
                 self.delivery.stop(timeout=self.config.flush_timeout)
         except Exception as exc:  # noqa: BLE001 - exiting kernels must exit
             print(f"nbtrack: could not close the session cleanly ({exc})", file=sys.stderr)
-        if self._set_tracking_env:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        self.user_mlflow.unwatch()
         try:
             atexit.unregister(self.close)
         except Exception:  # noqa: BLE001
@@ -197,14 +200,16 @@ class TrackingSession:
         )
         if self.detection.notebook is not None:
             self.nbfile = nbdetect.NotebookFile(self.detection.notebook)
-            if self.config.project_dir:
-                self.project = Project(Path(self.config.project_dir).resolve())
-            elif self.detection.notebook.exists():
-                self.project = Project.for_notebook(self.detection.notebook)
-            else:  # a workspace path (Databricks): keep state in the working directory's project
-                self.project = Project.for_notebook(None)
-        elif self.config.project_dir:
-            self.project = Project(Path(self.config.project_dir).resolve())
+        self.store = self._resolve()
+
+    def _resolve(self) -> StoreRef:
+        """This session's project, store and lake, by the rule every process follows."""
+        notebook = self.detection.notebook
+        return resolve(notebook, config=self.config, env_tracking_uri=self._env_tracking_uri)
+
+    @property
+    def project(self) -> Project:
+        return self.store.project
 
     @property
     def notebook(self) -> Path | None:
@@ -235,7 +240,6 @@ class TrackingSession:
                 self._first_run = False
                 self.run.attach = env.RUN_ID.get()
                 self.run.attach_file = env.RUN_ID_FILE.get() if self.run.attach is None else None
-                self.run.attach_from_env = self.run.attach is not None or self.run.attach_file is not None
                 self.run.extra_tags = env.run_tags()
         return self.run
 
@@ -248,8 +252,6 @@ class TrackingSession:
                 "Name it with %nbtrack config notebook=PATH (or NBTRACK_NOTEBOOK=PATH).",
                 key="no-notebook",
             )
-        from nbtrack.sinks.mlflow_store import tracking_uri_for
-
         run.started = True
         experiment = self.project.experiment_name(self.notebook)
         run_tags = {
@@ -271,7 +273,7 @@ class TrackingSession:
             experiment=experiment,
             notebook=str(self.notebook) if self.notebook else None,
             project=str(self.project.root),
-            tracking_uri=tracking_uri_for(self.project, self.config.tracking_uri),
+            tracking_uri=self.store.tracking_uri,
             name=run.name,
             mlflow_run_id=run.attach,
             mlflow_run_id_file=run.attach_file,
@@ -280,7 +282,6 @@ class TrackingSession:
             origin=run_tags[tags.ORIGIN],
             papermill_input=str(self.detection.papermill_input or "") or None,
             papermill_output=str(self.detection.papermill_output or "") or None,
-            adopted=run.attach is not None and not run.attach_from_env,  # the user's run: never end it
         )
 
     def _emit(self, type_: str, **payload: Any) -> None:
@@ -309,6 +310,8 @@ class TrackingSession:
         if not run.started and run.cells == 0 and not run.params:
             self.run = None
             return
+        with self.safety.guard("noting the notebook's own MLflow runs"):
+            self._link_user_runs(run)  # runs MLflow ended since the last cell (at exit, say)
         self._write_run_start(run)
         if status is None:
             status = "FAILED" if (self.under_papermill and run.last_error) else "FINISHED"
@@ -480,6 +483,7 @@ class TrackingSession:
         if cell_id is None and ref is not None:  # papermill sends no ids: matched by source, for figures
             cell_id = ref.cell_id
         self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time(), ref=ref)
+        self._watch_user_mlflow()
         wanted = env.NOTEBOOK.get()
         if wanted and (self.notebook is None or str(self.notebook) != str(Path(wanted).resolve())):
             self.set_notebook(wanted)
@@ -513,8 +517,6 @@ class TrackingSession:
         if self.notebook is None and not run.started:  # give up once the run settled on "untitled"
             self.sources.append(raw)
             self._retry_detection()
-        with self.safety.guard("following the active MLflow run"):
-            self._follow_user_mlflow_run(run)
         ref = cell.ref or self.nbfile.find(cell.cell_id, raw)  # the %load_ext cell had no pre_cell
         cell_id = cell.cell_id or (ref.cell_id if ref else None)
         cell.cell_id = cell_id
@@ -531,6 +533,8 @@ class TrackingSession:
             elif run.pending is not None:
                 self._flush_pending_params(run)
         run = self._ensure_run()
+        with self.safety.guard("noting the notebook's own MLflow runs"):
+            self._link_user_runs(run)
         if tree is not None and not error and self.config.auto_metrics and not is_injected:
             with self.safety.guard("reading metrics"):
                 metrics = self._auto_metrics(tree, cell_id)
@@ -550,19 +554,38 @@ class TrackingSession:
             outputs=cell.outputs, metrics=metrics, index=index,
         )
 
-    def _follow_user_mlflow_run(self, run: RunState) -> None:
-        """The user started an MLflow run themselves: log into it instead of making a second run."""
-        mlflow = sys.modules.get("mlflow")
-        if mlflow is None or run.attach_from_env:
-            return
-        active = mlflow.active_run()
-        if active is None or active.info.run_id == run.attach:
-            return
-        if run.attach is not None:  # a second user run: a new nbtrack run follows it
-            run = self.new_run()
-        run.attach = active.info.run_id
-        if run.started:
-            self._emit("attach", mlflow_run_id=run.attach)
+    # -- the notebook's own MLflow ---------------------------------------------------------------
+
+    def _watch_user_mlflow(self) -> None:
+        """Before a cell: observe the notebook's own MLflow runs, if it imported MLflow."""
+        if "mlflow.tracking.fluent" not in sys.modules:
+            self._mlflow_before = _NOT_IMPORTED
+        elif self.user_mlflow.watch():
+            self._mlflow_before = None
+        else:
+            self._mlflow_before = self.user_mlflow.state()
+
+    def _note_user_run(self, what: str, run: Any) -> None:
+        self._user_notes.append((what, run))  # called inside MLflow's start_run/end_run: only a list append
+
+    def _link_user_runs(self, run: RunState) -> None:
+        """Record which MLflow runs the notebook started or ended, as a tag of nbtrack's run."""
+        before, self._mlflow_before = self._mlflow_before, None
+        if before is not None and "mlflow.tracking.fluent" in sys.modules:
+            self.user_mlflow.catch_up(None if before is _NOT_IMPORTED else before)
+            self.user_mlflow.watch()
+        notes, self._user_notes = self._user_notes, []
+        changed = False
+        for what, obj in notes:
+            info = describe(obj)
+            known = run.user_runs.get(info["run_id"])
+            if known is None:
+                run.user_runs[info["run_id"]] = {**info, "ended": what == "end"}
+                changed = True
+            elif what == "end" and not known["ended"]:
+                known["ended"] = changed = True
+        if changed:
+            self._emit("tags", tags={tags.USER_RUNS: link_tag(run.user_runs)})
 
     def _auto_metrics(self, tree: ast.Module, cell_id: str | None) -> list[str]:
         user_ns = self.shell.user_ns
@@ -597,13 +620,11 @@ class TrackingSession:
     def current_run(self) -> RunHandle | None:
         if self.run is None:
             return None
-        from nbtrack.sinks.mlflow_store import tracking_uri_for
-
         params = dict(self.run.params)
         params.update({k: self._pstr(v) for k, v in (self.run.pending or {}).items()})
         return RunHandle(self.run.key, self.project.experiment_name(self.notebook),
                          str(self.notebook) if self.notebook else None, params,
-                         tracking_uri_for(self.project, self.config.tracking_uri), self)
+                         self.store.tracking_uri, self)
 
     def _record_warning(self, message: str) -> None:
         if self.journal is not None and not self._closed:

@@ -187,18 +187,13 @@ class DemoStore:
 
     @classmethod
     def for_notebook(cls, notebook: Path) -> DemoStore:
-        from nbtrack.config import project_config
-        from nbtrack.sinks.mlflow_store import tracking_uri_for
+        from nbtrack.store import resolve
 
-        project = Project.for_notebook(notebook)
-        config = project_config(project.root)
-        if config.project_dir:
-            project = Project(Path(config.project_dir).expanduser().resolve())
-        uri = tracking_uri_for(project, config.tracking_uri)
-        return cls(project, uri, project.experiment_name(notebook))
+        store = resolve(notebook)
+        return cls(store.project, store.tracking_uri, store.project.experiment_name(notebook))
 
     def client(self) -> MlflowClient:
-        from nbtrack.sinks.mlflow_store import open_client
+        from nbtrack.store import open_client
 
         return open_client(self.tracking_uri)
 

@@ -68,16 +68,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def resolve_lake(args: argparse.Namespace) -> str:
     if args.lake:
         return str(args.lake)
-    from pathlib import Path
+    from nbtrack.store import resolve
 
-    from nbtrack.config import project_config
-    from nbtrack.project import Project, find_project_root
-    from nbtrack.sinks.delta import lake_uri_for
-
-    project = Project(Path(args.project).resolve() if args.project
-                      else find_project_root(Path.cwd()))
-    config = project_config(project.root)
-    return lake_uri_for(project, config)
+    return resolve(project=args.project).lake_uri
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,11 +75,10 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
 def _warm_store(project: Project) -> None:
     """Open (and on first use create) the project's store now, while the kernel's first cells
     run, so a run's end is not delayed by MLflow's schema creation."""
-    from nbtrack.config import project_config
-    from nbtrack.sinks.mlflow_store import open_client, tracking_uri_for
+    from nbtrack.store import open_client, resolve
 
     try:
-        open_client(tracking_uri_for(project, project_config(project.root).tracking_uri))
+        open_client(resolve(project=project).tracking_uri)
     except Exception as exc:  # noqa: BLE001 - delivery reports store problems per journal
         logging.getLogger(__name__).warning("store not ready yet: %s", exc)
 

@@ -27,16 +27,15 @@ _BACKOFF_MAX = 30.0
 
 def make_sinks(project: Project) -> list[Sink]:
     """MLflow first (it assigns run ids), then the lake when it is enabled and installed."""
-    from nbtrack.config import project_config
     from nbtrack.sinks.mlflow import MlflowSink
+    from nbtrack.store import resolve
 
     sinks: list[Sink] = [MlflowSink(project)]
-    config = project_config(project.root)
     try:
         from nbtrack.sinks.delta import make_sink
     except ImportError:
         return sinks
-    delta = make_sink(project, config)
+    delta = make_sink(resolve(project=project))
     if delta is not None:
         sinks.append(delta)
     return sinks
@@ -222,10 +221,11 @@ def _synthetic(session: str, seq: int, type_: str, **payload: Any) -> Event:
 
 def _fallback_start(project: Project, run: str, session: str, header: Event) -> dict[str, Any]:
     from nbtrack import tags
-    from nbtrack.sinks.mlflow_store import tracking_uri_for
+    from nbtrack.store import resolve
 
+    uri = header.get("tracking_uri") or resolve(project=project).tracking_uri  # the kernel's store
     return {"run": run, "experiment": "untitled", "notebook": None, "project": str(project.root),
-            "tracking_uri": tracking_uri_for(project), "name": None, "mlflow_run_id": None,
+            "tracking_uri": uri, "name": None, "mlflow_run_id": None,
             "parent_run_id": None, "origin": "recovered", "papermill_input": None,
             "papermill_output": None,
             "tags": {tags.RUN_KEY: run, tags.SESSION: session, tags.NOTEBOOK: "untitled"}}

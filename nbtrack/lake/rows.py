@@ -246,6 +246,7 @@ class RowBuilder:
             tag_names.RUN_NAME: "name", tag_names.GIT_COMMIT: "git_commit",
             tag_names.GIT_BRANCH: "git_branch", tag_names.ORIGIN: "origin",
             tag_names.RERUN_OF: "rerun_of", "mlflow.user": "user",
+            tag_names.USER_RUNS: "user_runs",
         }
         for tag, column in names.items():
             if tags.get(tag) not in (None, ""):

@@ -35,6 +35,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("origin", "string"), ("git_commit", "string"), ("git_branch", "string"),
         ("user", "string"), ("session", "string"), ("tracking_uri", "string"),
         ("updated", "ts"), ("rerun_of", "string"),
+        ("user_runs", "string"),  # JSON: the notebook's own MLflow runs (tag nbtrack.user_runs)
     ],
     "params": [
         ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "string"),

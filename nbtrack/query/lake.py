@@ -29,7 +29,7 @@ from nbtrack.project import Project
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbtrack.query.store import StoreRef
+    from nbtrack.store import StoreRef
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +37,18 @@ log = logging.getLogger(__name__)
 MLFLOW_SINK, LAKE_SINK = "mlflow", "delta"
 
 
-def project_lake(project: Project) -> str | None:
-    """The project's lake URI when the lake is on and (for a local path) exists, else None."""
+def project_lake(ref: StoreRef) -> str | None:
+    """The store's lake URI when the lake is on and (for a local path) exists, else None."""
     try:
         from nbtrack.config import project_config
-        from nbtrack.sinks.delta import lake_uri_for
 
-        config = project_config(project.root)
+        config = ref.config or project_config(ref.project.root)
     except Exception as exc:  # noqa: BLE001 - a broken config must not break a query
         log.debug("lake not consulted: %s", exc)
         return None
     if not config.lake or config.spark_schema:  # a catalog lake is read through Spark
         return None
-    uri = lake_uri_for(project, config)
+    uri = ref.lake_uri
     if "://" not in uri and not Path(uri).is_dir():
         return None
     return uri
@@ -72,7 +71,7 @@ def runs_from_lake(ref: StoreRef, experiment: str, max_results: int) -> pd.DataF
     MLflow's millisecond precision, missing params as NaN, no ``best.*`` columns.
     A lake without this notebook's runs also answers None: the runs may predate it.
     """
-    lake = project_lake(ref.project)
+    lake = project_lake(ref)
     if lake is None or not lake_is_current(ref.project):
         return None
     try:
@@ -111,7 +110,7 @@ def as_mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def compare_from_lake(ref: StoreRef, run_ids: list[str]) -> dict[str, Any] | None:
     """``nbtrack.lake.query.compare_data`` for these runs when the lake is current, else None."""
-    lake = project_lake(ref.project)
+    lake = project_lake(ref)
     if lake is None or not lake_is_current(ref.project):
         return None
     try:
@@ -125,7 +124,7 @@ def compare_from_lake(ref: StoreRef, run_ids: list[str]) -> dict[str, Any] | Non
 
 def inputs_from_lake(ref: StoreRef, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The input records the lake has for these runs (lineage lives only there); {} without."""
-    lake = project_lake(ref.project)
+    lake = project_lake(ref)
     if lake is None:
         return {}
     try:

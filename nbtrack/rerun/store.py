@@ -24,7 +24,7 @@ from nbtrack import tags
 from nbtrack.errors import NotFound
 from nbtrack.events import TERMINAL_STATUSES
 from nbtrack.project import Project
-from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client, tracking_uri_for
+from nbtrack.store import get_or_create_experiment, open_client, resolve
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -44,13 +44,8 @@ DELIVERY_TIMEOUT_S = 45.0
 
 
 def resolve_tracking_uri(project: Project, tracking_uri: str | None) -> str:
-    """The store the kernels will log to: explicit > [tool.nbtrack]/NBTRACK_TRACKING_URI > MLflow's."""
-    if tracking_uri:
-        return tracking_uri
-    from nbtrack.config import project_config
-
-    config = project_config(project.root)
-    return tracking_uri_for(project, config.tracking_uri)
+    """The store the kernels will log to (:func:`nbtrack.store.resolve`)."""
+    return resolve(project=project, tracking_uri=tracking_uri).tracking_uri
 
 
 @dataclass

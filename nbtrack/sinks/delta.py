@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nbtrack.config import project_config
 from nbtrack.errors import StoreUnavailable
 from nbtrack.events import Event
 from nbtrack.lake import TABLES
@@ -28,8 +29,7 @@ from nbtrack.lake.rows import FEEDS, Row, RowBuilder, app_id
 from nbtrack.lake.tables import CommitConflict
 
 if TYPE_CHECKING:
-    from nbtrack.config import NbtrackConfig
-    from nbtrack.project import Project
+    from nbtrack.store import StoreRef
 
 log = logging.getLogger(__name__)
 
@@ -131,24 +131,9 @@ class DeltaSink:
         self._writer = None
 
 
-def lake_uri_for(project: Project, config: NbtrackConfig) -> str:
-    """The configured lake path, else ``<project>/.nbtrack/lake``.
-
-    A relative ``lake_path`` is relative to the project root, never to the current
-    directory: the delivery process, a kernel delivering from a thread and
-    ``nbtrack recover`` run in different folders but share one delivery cursor per
-    journal, so each must write the same lake (else a batch lands in a stray lake
-    while the cursor says it was delivered).
-    """
-    if not config.lake_path:
-        return str(project.lake_dir)
-    if "://" in config.lake_path:
-        return config.lake_path
-    return str((project.root / Path(config.lake_path).expanduser()).resolve())
-
-
-def make_sink(project: Project, config: NbtrackConfig) -> DeltaSink | None:
-    """The project's Delta sink, or None when the lake is off or ``deltalake`` is missing."""
+def make_sink(store: StoreRef) -> DeltaSink | None:
+    """The Delta sink of a resolved store, or None when the lake is off or ``deltalake`` is missing."""
+    config = store.config or project_config(store.project.root)
     if not config.lake:
         return None
     if not config.spark_schema:
@@ -157,4 +142,4 @@ def make_sink(project: Project, config: NbtrackConfig) -> DeltaSink | None:
         except ImportError:
             log.info("deltalake is not installed: the Delta sink is off (pip install nbtrack[delta])")
             return None
-    return DeltaSink(lake_uri_for(project, config), spark_schema=config.spark_schema)
+    return DeltaSink(store.lake_uri, spark_schema=config.spark_schema)

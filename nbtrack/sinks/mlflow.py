@@ -24,7 +24,7 @@ from nbtrack.events import Event
 from nbtrack.journal import JournalFile
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon
-from nbtrack.sinks.mlflow_store import get_or_create_experiment, open_client
+from nbtrack.store import get_or_create_experiment, open_client
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ class MlflowSink:
             if self._already_delivered(client, run_id, event):
                 continue
             batch = pending.setdefault(run_id, (info["tracking_uri"], _Pending()))[1]
-            if event["type"] == "attach":
-                self._flush(client, run_id, event["session"], batch)
-                self._move(client, run_id, event, key, index)
-                continue
             self._apply(client, run_id, event, batch, journal_dir)
             batch.last_seq = int(event["seq"])
             if event["type"] == "run_end":
@@ -115,35 +111,6 @@ class MlflowSink:
         # The name too: MLflow invents one for an unnamed run, and the lake shows the same.
         index.set(event["run"], run_id, tracking_uri=uri, session=event["session"],
                   project=str(project.root), name=name)
-
-    def _move(self, client: Any, old: str, event: Event, key: str, index: RunIndex) -> None:
-        """The user's own MLflow run took over: copy what this run has into it, then delete this one."""
-        from mlflow.entities import Metric, Param, RunTag
-
-        new = event["mlflow_run_id"]
-        source = client.get_run(old)
-        target = client.get_run(new).data
-        params = [Param(k, v) for k, v in source.data.params.items() if k not in target.params]
-        metrics = [Metric(m.key, m.value, m.timestamp, m.step) for key_ in source.data.metrics
-                   for m in client.get_metric_history(old, key_)]
-        run_tags = [RunTag(k, v) for k, v in source.data.tags.items()
-                    if not k.startswith("mlflow.") and k != tags.JOURNAL_SEQ]
-        for start in range(0, max(len(metrics), 1), _MAX_METRICS):
-            _log_batch(client, new, metrics[start:start + _MAX_METRICS], [], [])
-        for start in range(0, len(params), _MAX_PARAMS):
-            _log_batch(client, new, [], params[start:start + _MAX_PARAMS], [])
-        mark = {tags.JOURNAL_SEQ: f"{event['session']}:{event['seq']}"}
-        _log_tags(client, new, {t.key: t.value for t in run_tags} | mark)
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            local = client.download_artifacts(old, "", tmp)
-            if any(Path(local).iterdir()):
-                client.log_artifacts(new, local)
-        client.delete_run(old)
-        info = index.info(key)
-        index.set(key, new, **{**{k: v for k, v in info.items() if k != "run_id"}, "adopted": True})
-        self._marks[new] = (event["session"], int(event["seq"]))
 
     def _already_delivered(self, client: Any, run_id: str, event: Event) -> bool:
         mark = self._marks.get(run_id)
@@ -239,9 +206,7 @@ class MlflowSink:
             end_tags["nbtrack.python"] = str(header["python"])
         if end_tags:
             _log_tags(client, run_id, end_tags)
-        if not RunIndex.info_of(journal_dir, event["session"], key).get("adopted"):
-            client.set_terminated(run_id, status=event.get("status") or "FINISHED",
-                                  end_time=int(event["t"] * 1000))
+        client.set_terminated(run_id, status=event.get("status") or "FINISHED", end_time=int(event["t"] * 1000))
 
     def _environment(self, executable: str) -> str:
         """``pip freeze`` of the kernel's Python, once per delivery process."""
