@@ -1,27 +1,38 @@
 """Figures are whatever a cell displays as a picture, captured at the display publisher.
 
 Hooking the publisher rather than matplotlib covers every backend, figures the
-user closed, ``IPython.display.Image``, PIL images and the JSON/HTML bundles of
-plotly, Vega/Altair and Bokeh, with the same code.
+user closed, ``IPython.display.Image``, PIL images and the bundles of plotly,
+Vega/Altair and Bokeh, with the same code.
+
+An interactive chart is kept as its own document, which redraws it exactly:
+a Vega-Lite spec (``.vl.json``), a Vega spec (``.vg.json``), plotly's figure
+JSON, Bokeh's document JSON (``.bokeh.json``). Altair 5/6 display a chart as a
+vega-embed HTML page only (``text/html``): its spec is read back from the
+page, and the page itself is kept only when no spec can be found. Other HTML
+(tables, widgets' fallbacks) is not a figure.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 # Raster/vector images, best first: one file per display.
 _IMAGES = (("image/png", "png"), ("image/svg+xml", "svg"), ("image/jpeg", "jpg"), ("image/gif", "gif"))
-# Interactive plot bundles: saved as their HTML when present, else their JSON spec.
-_PLOT_BUNDLES = (
-    "application/vnd.plotly.v1+json",
-    "application/vnd.vegalite.v6+json",
-    "application/vnd.vegalite.v5+json",
-    "application/vnd.vegalite.v4+json",
-    "application/vnd.vega.v5+json",
-    "application/vnd.bokehjs_exec.v0+json",
+# Chart documents: mime -> file extension.
+_SPECS = (
+    ("application/vnd.vegalite.v6+json", "vl.json"),
+    ("application/vnd.vegalite.v5+json", "vl.json"),
+    ("application/vnd.vegalite.v4+json", "vl.json"),
+    ("application/vnd.vega.v5+json", "vg.json"),
+    ("application/vnd.plotly.v1+json", "json"),
 )
+_BOKEH = "application/vnd.bokehjs_exec.v0+json"
+# vega-embed pages (altair's html renderer) call a function with the spec: ``})({spec}, {options});``
+_VEGA_EMBED_CALL = re.compile(r"\}\)\(\s*(?=\{)")
+_BOKEH_DOCS = re.compile(r"\bdocs_json\s*=\s*(?=\{)")
 
 
 def _as_bytes(value: Any, binary: bool) -> bytes:
@@ -41,14 +52,51 @@ def figure_from_bundle(data: Any) -> tuple[str, str, bytes] | None:
     for mime, ext in _IMAGES:
         if mime in data:
             return ext, mime, _as_bytes(data[mime], binary=ext in ("png", "jpg", "gif"))
-    for mime in _PLOT_BUNDLES:
+    for mime, ext in _SPECS:
         if mime in data:
-            if "text/html" in data:
-                return "html", "text/html", _as_bytes(data["text/html"], binary=False)
             spec = data[mime]
             content = spec if isinstance(spec, (bytes, str)) else json.dumps(spec, default=str)
-            return "json", mime, _as_bytes(content, binary=False)
+            return ext, mime, _as_bytes(content, binary=False)
+    if _BOKEH in data:
+        script = _as_bytes(data.get("application/javascript", ""), binary=False).decode("utf-8", "replace")
+        document = _object_after(script, _BOKEH_DOCS)
+        if document is not None:
+            return "bokeh.json", _BOKEH, json.dumps(document).encode("utf-8")
+        if script:  # a newer BokehJS script: keep what draws the chart
+            return "bokeh.js", "application/javascript", script.encode("utf-8")
+    html = data.get("text/html")
+    if isinstance(html, list):
+        html = "".join(html)
+    if isinstance(html, str) and "vegaEmbed(" in html:
+        return _vega_from_page(html) or ("html", "text/html", html.encode("utf-8"))
+    if isinstance(html, str) and "Plotly.newPlot(" in html:  # plotly's HTML renderers
+        return "html", "text/html", html.encode("utf-8")
     return None
+
+
+def _vega_from_page(page: str) -> tuple[str, str, bytes] | None:
+    """The Vega-Lite (or Vega) spec a vega-embed page draws, as a figure; None if not found."""
+    spec = _object_after(page, _VEGA_EMBED_CALL)
+    if spec is None:
+        return None
+    schema = str(spec.get("$schema", ""))
+    content = json.dumps(spec).encode("utf-8")
+    if "/vega/" in schema:
+        return "vg.json", "application/vnd.vega.v5+json", content
+    major = re.search(r"/vega-lite/v(\d+)", schema)
+    return "vl.json", f"application/vnd.vegalite.v{major.group(1) if major else 5}+json", content
+
+
+def _object_after(source: str, marker: re.Pattern[str]) -> dict[str, Any] | None:
+    """The JSON object that follows the last match of ``marker`` in a script, if any."""
+    matches = list(marker.finditer(source))
+    if not matches:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(source, matches[-1].end())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def render_figure(figure: Any) -> tuple[str, str, bytes]:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 FIGURES_DIR = "figures"
 CELLS_JSON = "nbtrack/cells.json"
-_FIGURE_NAME = re.compile(r"^(?P<exec>\d+)-(?P<cell>.+)-(?P<n>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
+# The extension may have two parts: a chart's spec is ``.vl.json``, ``.vg.json`` or ``.bokeh.json``.
+_FIGURE_NAME = re.compile(r"^(?P<exec>\d+)-(?P<cell>.+)-(?P<n>\d+)\.(?P<ext>[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)?)$")
 
 
 @dataclass
@@ -97,7 +98,7 @@ def run_figures(client: MlflowClient, run: Run) -> list[tuple[tuple[str, ...], F
         name = item.path.rsplit("/", 1)[-1]
         match = _FIGURE_NAME.match(name)
         local_path = str(local / item.path) if local is not None else None
-        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        ext = match["ext"].lower() if match else name.rsplit(".", 1)[-1].lower() if "." in name else ""
         exec_count = int(match["exec"]) if match else None
         figure = FigureFile(item.path, ext, exec_count, f"{base}/{item.path}", local_path)
         key: tuple[str, ...] = ("cell", match["cell"], match["n"]) if match else ("name", name)
