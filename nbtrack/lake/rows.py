@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import json
 import math
-import re
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ from typing import Any
 from nbtrack import tags as tag_names
 from nbtrack.events import Event
 from nbtrack.lake.schemas import BEST_PREFIX, METRIC_PREFIX, PARAM_PREFIX, safe_column
+from nbtrack.metric_direction import lower_is_better
 
 Row = dict[str, Any]
 
@@ -39,10 +39,6 @@ FEEDS: dict[str, frozenset[str]] = {
 
 _ENVELOPE = ("id", "seq", "session", "t", "type", "run")
 
-#: Metric-name words for which lower is better; every other metric is better higher.
-#: The same words as ``nbtrack.query.compare.LOWER_IS_BETTER``, so "best" agrees everywhere.
-LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
-
 
 def app_id(event: Event) -> str:
     """The Delta application-transaction id of an event's stream: its journal (session).
@@ -58,11 +54,6 @@ def app_id(event: Event) -> str:
 def feeds(table: str, event: Event) -> bool:
     wanted = FEEDS[table]
     return not wanted or event.get("type") in wanted
-
-
-def lower_is_better(metric: str) -> bool:
-    """``val_loss``, ``rmse``, ``test/error`` are minimised; ``acc``, ``f1`` maximised."""
-    return bool(set(re.split(r"[^a-z0-9]+", metric.lower())) & LOWER_IS_BETTER)
 
 
 def micros(t: Any) -> int | None:

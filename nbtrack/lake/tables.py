@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import NotFound, StoreUnavailable
 from nbtrack.lake import table_uri
-from nbtrack.lake.rows import Row, lower_is_better
+from nbtrack.lake.rows import Row
 from nbtrack.lake.schemas import (
     BEST_PREFIX,
     KEYS,
@@ -23,6 +23,7 @@ from nbtrack.lake.schemas import (
     leaderboard_type,
     schema,
 )
+from nbtrack.metric_direction import lower_is_better
 
 if TYPE_CHECKING:
     import pyarrow as pa

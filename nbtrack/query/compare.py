@@ -13,12 +13,13 @@ MLflow; run details, figures and cells always come from MLflow and its artifacts
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
 from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.metric_direction import Direction
+from nbtrack.metric_direction import direction as metric_direction
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
 from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.runs import metric_value
@@ -29,17 +30,8 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-Direction = Literal["min", "max"]
-#: Words that make a metric lower-is-better when its name (split on ``_``) contains one.
-LOWER_IS_BETTER = frozenset({"loss", "error", "mae", "mse", "rmse", "mape"})
 #: Version of the ``to_dict()`` shape; bumped on any incompatible change.
 SCHEMA_VERSION = 2
-
-
-def metric_direction(name: str) -> Direction:
-    """``"min"`` for losses and errors (``val_loss``, ``test_rmse``), ``"max"`` for the rest."""
-    words = {w for w in re.split(r"[^0-9a-z]+", name.lower()) if w}
-    return "min" if words & LOWER_IS_BETTER else "max"
 
 
 def json_number(value: float | int | None) -> float | int | str | None:

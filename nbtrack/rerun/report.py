@@ -10,20 +10,13 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.metric_direction import lower_is_better
+
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-#: Metric name words that mean "lower is better"; anything else is maximized by default.
-LOWER_IS_BETTER = {"loss", "error", "err", "mae", "mape", "mse", "rmse", "wer", "cer", "perplexity"}
-
 EQUAL, CHANGED, MISSING, NEW = "equal", "changed", "missing", "new"
-
-
-def guess_maximize(metric: str) -> bool:
-    """``val_loss`` is minimized, ``accuracy`` maximized: a default the user can override."""
-    words = metric.lower().replace(".", "_").replace("-", "_").split("_")
-    return not any(word in LOWER_IS_BETTER for word in words)
 
 
 def sort_runs(frame: pd.DataFrame, metric: str | None, maximize: bool | None) -> pd.DataFrame:
@@ -33,7 +26,8 @@ def sort_runs(frame: pd.DataFrame, metric: str | None, maximize: bool | None) ->
     column = metric if metric.startswith("metrics.") else f"metrics.{metric}"
     if column not in frame.columns:
         return frame.sort_values("index", kind="stable").reset_index(drop=True)
-    ascending = not (guess_maximize(metric) if maximize is None else maximize)
+    # The shared rule decides unless the user said (--maximize / --minimize).
+    ascending = lower_is_better(column[len("metrics."):]) if maximize is None else not maximize
     return frame.sort_values(column, ascending=ascending, na_position="last",
                              kind="stable").reset_index(drop=True)
 
