@@ -192,9 +192,9 @@ class TrackingSession:
 
     # -- notebook and project ------------------------------------------------------------------
 
-    def _detect(self, first_source: str | None = None) -> None:
+    def _detect(self, sources: list[str] | None = None) -> None:
         user_ns = getattr(self.shell, "user_ns", {}) if self.shell is not None else {}
-        self.detection = nbdetect.detect(user_ns, self.config.notebook, first_source)
+        self.detection = nbdetect.detect(user_ns, self.config.notebook, sources or ())
         self.under_papermill = self.under_papermill or bool(
             self.detection.papermill_input or self.detection.papermill_output or env.SWEEP_ID.get()
         )
@@ -224,12 +224,11 @@ class TrackingSession:
             self.end_run()
 
     def _retry_detection(self) -> None:
-        if self.notebook is not None:
+        """Cells run so far can name the notebook (by their sources, or papermill's output appearing);
+        only the first few cells of the session are tried, so an unknown notebook costs no cell anything."""
+        if self.notebook is not None or len(self.sources) > nbdetect.MAX_SOURCES:
             return
-        for source in self.sources[:5]:
-            self._detect(first_source=source)
-            if self.notebook is not None:
-                return
+        self._detect(self.sources)
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -248,8 +247,7 @@ class TrackingSession:
             return
         if self.notebook is None:
             self.safety.warn(
-                "could not tell which notebook this is, so runs go to experiment 'untitled'. "
-                "Name it with %nbtrack config notebook=PATH (or NBTRACK_NOTEBOOK=PATH).",
+                nbdetect.not_found_message(self.detection),
                 key="no-notebook",
             )
         run.started = True
@@ -314,7 +312,8 @@ class TrackingSession:
             self._link_user_runs(run)  # runs MLflow ended since the last cell (at exit, say)
         self._write_run_start(run)
         if status is None:
-            status = "FAILED" if (self.under_papermill and run.last_error) else "FINISHED"
+            stops_on_error = self.under_papermill or self.detection.stops_on_error  # papermill, nbconvert
+            status = "FAILED" if (stops_on_error and run.last_error) else "FINISHED"
         self._snapshot_notebook(run)
         self.journal.append(
             "run_end",
@@ -485,7 +484,7 @@ class TrackingSession:
         self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time(), ref=ref)
         self._watch_user_mlflow()
         wanted = env.NOTEBOOK.get()
-        if wanted and (self.notebook is None or str(self.notebook) != str(Path(wanted).resolve())):
+        if wanted and wanted != self.detection.told:  # detect again only when the value changes
             self.set_notebook(wanted)
 
     def post_cell(self, result: Any) -> None:
