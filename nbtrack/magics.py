@@ -4,7 +4,8 @@ Line magic::
 
     %nbtrack status              what is being recorded, and delivery health
     %nbtrack runs [NOTEBOOK]     this notebook's runs, as a table
-    %nbtrack compare ID [ID...]  params diff, metrics, curves and figures of runs
+    %nbtrack compare ID [ID...]  params diff, metrics, curves and figures of runs (ids or
+                                 their first 8 characters, as tables show them)
     %nbtrack new [NAME]          end this run and start another
     %nbtrack end                 end this run (the next cell starts a new one)
     %nbtrack off | on            pause / resume capture
@@ -96,10 +97,9 @@ class NbtrackMagics(Magics):
         return RunsTable(list_runs(notebook))
 
     def _compare(self, args: list[str]) -> Any:
-        from nbtrack.query.compare import compare
+        from nbtrack.query.compare import compare, compared_ids
 
-        if not args:
-            raise UsageError("%nbtrack compare: give two or more run ids (see %nbtrack runs)")
+        compared_ids(args)  # the API's rule and message, before waiting for delivery
         self.session.flush(5)
         return compare(args)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbtrack.cli.main import main
-from nbtrack.errors import NotFound
+from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.rerun.rerun import rerun
 from nbtrack.rerun.sweep import sweep
 
@@ -148,3 +148,64 @@ def test_pin_data_reads_the_versions_the_original_read(project):
     latest = rerun(original["run_id"]).attrs["report"].set_index("metric")
     assert latest.loc["mean_score", "rerun"] == 4.0
     assert latest.loc["mean_score", "verdict"] == "changed"
+
+
+def _run_with_snapshot(root: Path, injected: dict) -> tuple[object, str, str]:
+    """A run as a papermill execution leaves it: notebook snapshot, output notebook whose
+    metadata records the injected parameters (anyone with access to the store can edit them)."""
+    import nbformat
+
+    from nbtrack.project import Project
+    from nbtrack.store import open_client
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                          "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("open('executed', 'w').close()")]
+    nbformat.write(nb, root / "nb.ipynb")
+    out = root / "papermill_output"
+    out.mkdir()
+    nb.metadata["papermill"] = {"parameters": injected}
+    nbformat.write(nb, out / "nb.ipynb")
+    client = open_client(Project(root).default_tracking_uri)
+    experiment = client.create_experiment("nb.ipynb")
+    run_id = client.create_run(experiment, tags={"nbtrack.notebook": "nb.ipynb"}).info.run_id
+    client.log_artifact(run_id, str(root / "nb.ipynb"), "notebook")
+    client.log_artifact(run_id, str(out / "nb.ipynb"), "notebook/papermill_output")
+    client.set_terminated(run_id)
+    return client, experiment, run_id
+
+
+def test_stored_parameter_names_are_checked_before_anything_runs(project):
+    client, experiment, run_id = _run_with_snapshot(
+        project, {"x = 2\nopen('pwned', 'w').close()\nzz": 1})
+    with pytest.raises(UsageProblem, match="is not a valid parameter name"):
+        rerun(run_id)
+    assert len(client.search_runs([experiment])) == 1  # no re-run created
+    assert not (project / "pwned").exists() and not (project / "executed").exists()
+
+
+def test_an_empty_override_is_refused_and_creates_nothing(project, capsys):
+    client, experiment, run_id = _run_with_snapshot(project, {"x": 2})
+    with pytest.raises(UsageProblem, match="parameter x: empty value, but the parameters cell "
+                                           "sets x = 1"):
+        rerun(run_id, {"x": ""})
+    assert main(["rerun", run_id[:8], "-p", "x="]) == 2
+    assert "empty value (an unset shell variable?)" in capsys.readouterr().err
+    assert len(client.search_runs([experiment])) == 1
+    assert not (project / "executed").exists()
+
+
+def test_rerun_takes_a_short_id(project, capsys):
+    from nbtrack.store import open_client
+
+    client = open_client(f"sqlite:///{project / '.nbtrack' / 'mlflow.db'}")
+    experiment = client.create_experiment("elsewhere.ipynb")
+    bare = client.create_run(experiment, tags={"nbtrack.notebook": "elsewhere.ipynb"}).info.run_id
+    assert main(["rerun", bare[:8]]) == 3  # found: it is the snapshot that is missing
+    assert f"run {bare} has no notebook snapshot" in capsys.readouterr().err
+    other = "0" if bare[0] != "0" else "1"
+    assert main(["rerun", other * 8]) == 3
+    assert f"no run {other * 8} in sqlite:///" in capsys.readouterr().err
+    assert main(["rerun", "not-an-id"]) == 2
+    assert "'not-an-id' is not a run id" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 import os
 from urllib.parse import quote
 
+import nbformat
 import pytest
 from test_server_store import (
     FIGURE_CELL,
@@ -20,6 +21,8 @@ from test_server_store import (
 from tornado.httpclient import HTTPClientError
 
 import nbtrack
+from nbtrack import tags
+from nbtrack.store import open_client
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -226,6 +229,70 @@ async def test_rerun_refuses_a_bad_param_name(api, project):
     )
     assert status == 400
     assert "not a name" in body["message"]
+
+
+@pytest.mark.parametrize("value", [1, "1"], ids=["number", "text"])
+async def test_rerun_refuses_code_in_a_param_name(api, project, jp_root_dir, value):
+    name = "lr = 0.5\nimport os; os.system('touch pwned')\nzz"
+    status, body, _ = await api(
+        "rerun", method="POST",
+        body={"run_id": project.run_ids[0], "params": {name: value}, "notebook": NOTEBOOK},
+    )
+    assert status == 400
+    assert "is not a valid parameter name" in body["message"] and "\n" not in body["message"]
+    assert not list(jp_root_dir.rglob("pwned"))
+    assert not (jp_root_dir / ".nbtrack" / "outputs").exists()  # no job started
+
+
+async def test_rerun_refuses_an_empty_value(api, project):
+    status, body, _ = await api(
+        "rerun", method="POST",
+        body={"run_id": project.run_ids[0], "params": {"lr": ""}, "notebook": NOTEBOOK},
+    )
+    assert status == 400
+    assert "lr" in body["message"] and "empty value" in body["message"]
+
+
+@pytest.mark.parametrize("current", [True, False])
+@pytest.mark.parametrize("where", ["absolute", "relative"])
+async def test_rerun_never_executes_a_notebook_outside_the_root(api, project, jp_root_dir,
+                                                               current, where):
+    """A run's notebook path is a tag anyone with access to the store can set."""
+    outside = jp_root_dir.parent / "elsewhere" / "evil.ipynb"
+    outside.parent.mkdir(exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("open('pwned', 'w').close()")]
+    nbformat.write(nb, outside)
+    client = open_client(project.tracking_uri)
+    found = ({tags.SOURCE_NAME: str(outside)} if where == "absolute"
+             else {tags.NOTEBOOK: os.path.relpath(outside, jp_root_dir)})
+    run_id = client.create_run(project.experiment_id, tags=found).info.run_id
+    status, body, _ = await api(
+        "rerun", method="POST", body={"run_id": run_id, "current": current, "notebook": NOTEBOOK},
+    )
+    assert status == 400
+    assert f"({outside}) is outside the server's root {jp_root_dir.resolve()}" in body["message"]
+    assert f"nbtrack rerun {run_id[:8]}" in body["message"]
+    assert not (outside.parent / "pwned").exists()
+    assert len(client.search_runs([project.experiment_id])) == len(project.run_ids) + 1
+
+
+async def test_short_run_ids_work_in_every_endpoint(api, project):
+    first, second, _ = project.run_ids
+    status, body, _ = await api("compare", params={"ids": f"{first[:8]},{second[:8]}",
+                                                   "notebook": NOTEBOOK})
+    assert status == 200
+    assert [r["run_id"] for r in body["runs"]] == [first, second]
+    status, png, _ = await api("artifact", first[:8], f"figures/2-{FIGURE_CELL}-0.png",
+                               params={"notebook": NOTEBOOK}, raw=True)
+    assert status == 200 and png.startswith(b"\x89PNG")
+    unknown = next(c * 8 for c in "0123456789abcdef" if not any(r.startswith(c) for r in project.run_ids))
+    status, body, _ = await api("rerun", method="POST", body={"run_id": unknown, "notebook": NOTEBOOK})
+    assert status == 404
+    assert f"no run {unknown}" in body["message"]
+    status, body, _ = await api("compare", params={"ids": "not-an-id", "notebook": NOTEBOOK})
+    assert status == 400
+    assert "'not-an-id' is not a run id" in body["message"]
 
 
 async def test_rerun_requires_a_run_id(api, project):

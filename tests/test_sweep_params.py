@@ -197,3 +197,73 @@ def test_resume_without_a_store_creates_none(tmp_path, monkeypatch, capsys):
     assert main(["sweep", "--resume", "20260101-000000-abcd"]) == 3
     assert "no nbtrack store" in capsys.readouterr().err
     assert not (tmp_path / ".nbtrack").exists()
+
+
+# -- names are code once injected; an empty -p value is an unset variable, not a value ----------
+
+CODE_IN_A_NAME = "lr = 0.5\nimport os; os.system('touch pwned')\nzz"
+
+
+@pytest.mark.parametrize("name", ["class", "lambda", "not a name", "1lr", "", "lr\nimport os\nzz"])
+def test_a_parameter_name_must_be_an_identifier_and_not_a_keyword(name):
+    for parse in (lambda: parse_assignment(f"{name}=1"), lambda: parse_overrides([f"{name}=1"])):
+        with pytest.raises(UsageProblem, match="not a valid parameter name") as error:
+            parse()
+        assert "\n" not in str(error.value)
+
+
+def test_the_python_api_refuses_bad_names_before_anything_is_written(project):
+    nb = project / "nb.ipynb"
+    nb.write_bytes(GRID_NB.read_bytes())
+    for params in ({CODE_IN_A_NAME: [1]}, {"class": [1]}, {"x": [1], "for": 2}):
+        with pytest.raises(UsageProblem, match="not a valid parameter name"):
+            sweep(nb, params)
+        assert _nothing_written(project)
+    (project / "p.yaml").write_text("x: [1]\nclass: [2]\n")
+    with pytest.raises(UsageProblem, match="'class' is not a valid parameter name .*keyword"):
+        sweep(nb, {}, file=project / "p.yaml")
+    assert _nothing_written(project) and not (project / "pwned").exists()
+
+
+def test_every_execution_checks_its_names():
+    """Whatever built it (a sweep, a resumed plan, a re-run's stored params), a job whose
+    parameter name is not an identifier never reaches papermill."""
+    from nbtrack.rerun.jobs import Job
+
+    with pytest.raises(UsageProblem, match="not a valid parameter name"):
+        Job(index=1, notebook="nb.ipynb", output="out.ipynb", params={CODE_IN_A_NAME: 1})
+    with pytest.raises(UsageProblem, match="not a valid parameter name"):
+        Job.from_json('{"index": 1, "notebook": "n", "output": "o", "params": {"if": 1}}')
+
+
+@pytest.mark.parametrize("text", ["x=", "x= ", "x=1,", "x=,2", "x=1,,2"])
+def test_an_empty_value_is_refused(text):
+    with pytest.raises(UsageProblem, match=r"empty value \(an unset shell variable\?\)") as error:
+        parse_assignment(text)
+    assert "\n" not in str(error.value)
+    if text.count(",") == 0:
+        with pytest.raises(UsageProblem, match="empty value"):
+            parse_overrides([text])
+    assert parse_assignment('x=json:[""]') == ("x", [""])  # an empty string, said explicitly
+    assert parse_overrides(['x=json:""']) == {"x": ""}
+
+
+def test_cli_empty_values_exit_2_and_create_nothing(project, capsys):
+    nb = project / "nb.ipynb"
+    nb.write_bytes(GRID_NB.read_bytes())
+    for argv in (["sweep", str(nb), "-p", "x="], ["sweep", str(nb), "-p", "x=1", "-p", "y=2,"],
+                 ["rerun", "0123456789abcdef0123456789abcdef", "-p", "x="],
+                 ["demo", "--dir", str(project / "demo"), "-p", "max_depth="]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "empty value (an unset shell variable?)" in err and len(err.splitlines()) == 1
+    assert _nothing_written(project) and not (project / "demo").exists()
+
+
+def test_the_python_api_refuses_an_empty_string_for_a_number(project):
+    nb = project / "nb.ipynb"
+    nb.write_bytes(GRID_NB.read_bytes())  # its parameters cell: x = 1, marker = ""
+    with pytest.raises(UsageProblem, match="parameter x: empty value, but the parameters cell "
+                                           "sets x = 1; give a value"):
+        sweep(nb, {"x": [1, ""]})
+    assert _nothing_written(project)

@@ -226,6 +226,28 @@ function cells(cmp: IComparison): HTMLElement {
   );
 }
 
+function userRuns(cmp: IComparison): HTMLElement | null {
+  const rows = cmp.runs.flatMap(run => (run.user_runs ?? []).map(item => ({ run, item })));
+  if (rows.length === 0) {
+    return null;
+  }
+  return h(
+    'ul',
+    { class: 'nbtrack-user-runs' },
+    ...rows.map(({ run, item }) =>
+      h(
+        'li',
+        { title: item.tracking_uri ?? '' },
+        `${run.label}: `,
+        item.url
+          ? h('a', { href: item.url, target: '_blank', rel: 'noopener' }, item.name || item.run_id)
+          : h('code', {}, item.name ? `${item.name} (${item.run_id.slice(0, 8)})` : item.run_id),
+        item.url ? '' : ` in ${item.tracking_uri ?? 'its store'}`
+      )
+    )
+  );
+}
+
 function inputs(cmp: IComparison): HTMLElement {
   const recorded = cmp.inputs ? Object.values(cmp.inputs.runs ?? {}).flat() : [];
   if (!cmp.inputs || recorded.length === 0) {
@@ -263,6 +285,7 @@ export function renderComparison(cmp: IComparison, options: ICompareViewOptions)
   );
   const chartArea = curves(cmp, options.width);
   const figureArea = figures(cmp, options);
+  const userArea = userRuns(cmp);
   return h(
     'div',
     { class: 'nbtrack-compare' },
@@ -272,6 +295,7 @@ export function renderComparison(cmp: IComparison, options: ICompareViewOptions)
     chartArea ? section('Curves', chartArea) : null,
     figureArea ? section('Figures', figureArea) : null,
     section('Cells that differ', cells(cmp)),
-    section('Inputs', inputs(cmp))
+    section('Inputs', inputs(cmp)),
+    userArea ? section("The notebook's own MLflow runs", userArea) : null
   );
 }

@@ -56,6 +56,19 @@ export interface ICompareRun {
   end_time: string | null;
   duration_s: number | null;
   tags: Record<string, string>;
+  /** Runs the notebook's own MLflow made during this run (in its own store). */
+  user_runs?: IUserRun[];
+}
+
+export interface IUserRun {
+  run_id: string;
+  experiment_id?: string;
+  name?: string;
+  tracking_uri?: string;
+  parent_run_id?: string;
+  ended?: boolean;
+  /** The run's page in its MLflow UI, when its store is a tracking server. */
+  url: string | null;
 }
 
 export interface ICompareParam {

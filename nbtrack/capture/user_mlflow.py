@@ -100,7 +100,7 @@ class UserMlflow:
             if _run_id(run) not in seen:
                 self.note("start", run)
         if after[1] and (before is None or after[1] != before[1]):
-            self.note("end", after[1])
+            self.note("end", _ended_run(after[1]))
 
     def unwatch(self) -> None:
         """Give MLflow back a plain list (``%unload_ext nbtrack``)."""
@@ -111,6 +111,16 @@ class UserMlflow:
         self._stack = None
 
 
+def _ended_run(run_id: str) -> Any:
+    """A run that started and ended before we watched: read back from the notebook's own store
+    (already open in this process, so this is one read and nothing else), else just its id."""
+    mlflow = sys.modules.get("mlflow")
+    try:
+        return mlflow.MlflowClient().get_run(run_id) if mlflow is not None else run_id
+    except Exception:  # noqa: BLE001 - the id alone still links the run
+        return run_id
+
+
 def _run_id(run: Any) -> str:
     return str(getattr(getattr(run, "info", None), "run_id", run))
 
@@ -119,7 +129,7 @@ def describe(run: Any) -> dict[str, Any]:
     """What nbtrack keeps of a user run: its id, experiment, name, parent and store."""
     info = getattr(run, "info", None)
     if info is None:  # only an id is known (a run ended in the cell that imported MLflow)
-        return {"run_id": str(run)}
+        return {"run_id": str(run), "tracking_uri": _tracking_uri()}
     tags = getattr(getattr(run, "data", None), "tags", None) or {}
     found: dict[str, Any] = {
         "run_id": info.run_id,

@@ -27,7 +27,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(marked ≠); for each metric the best run is marked ★ (lower is better for "
         "loss/error/mae/mse/rmse/mape, higher otherwise).",
     )
-    parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="MLflow run ids")
+    # "*": the query layer's rule (at least one id) and message, shared with %nbtrack compare
+    parser.add_argument("run_ids", nargs="*", metavar="RUN_ID",
+                        help="MLflow run ids, or their first characters (8, as tables show them)")
     parser.add_argument(
         "--json", action="store_true",
         help="print the comparison as JSON (params, metrics, histories, figures, cells)",
@@ -66,6 +68,7 @@ def print_comparison(console: Any, comparison: Comparison) -> None:
     from rich.text import Text
 
     print_table(console, _runs_table(comparison))
+    _print_user_runs(console, comparison)
     print_table(console, _params_table(comparison))
     _print_inputs(console, comparison)
     print_table(console, _metrics_table(comparison))
@@ -78,6 +81,27 @@ def print_comparison(console: Any, comparison: Comparison) -> None:
         console.print(Text(f"changed {where} ({cell.cell_id})", style="bold"))
         for diff in cell.diffs.values():
             console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"))
+
+
+def _print_user_runs(console: Any, comparison: Comparison) -> None:
+    """The runs the notebook's own MLflow made, as links (a server) or with the command to open them."""
+    from rich.text import Text
+
+    from nbtrack.query.links import ui_command
+
+    for run in comparison.runs:
+        if not run.user_runs:
+            continue
+        console.print(Text(f"{run.label}: the notebook's own MLflow made {len(run.user_runs)} run(s)"))
+        for uri in dict.fromkeys(item.get("tracking_uri") or "" for item in run.user_runs):
+            items = [item for item in run.user_runs if (item.get("tracking_uri") or "") == uri]
+            for item in items:
+                text = Text(f"  {item['run_id']}  {item.get('name') or ''}".rstrip())
+                if item.get("url"):
+                    text.stylize(f"link {item['url']}")
+                console.print(text)
+            if uri:
+                console.print(Text(f"  open: {ui_command(uri)}", style="dim"))
 
 
 def _print_inputs(console: Any, comparison: Comparison) -> None:

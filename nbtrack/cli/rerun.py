@@ -24,7 +24,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "equal, changed, missing or new."
         ),
     )
-    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("run_id", metavar="RUN_ID",
+                        help="the run, or the first characters of its id (8, as tables show them)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (typed like papermill's -p; json:... for JSON)")
     parser.add_argument("--current", action="store_true",

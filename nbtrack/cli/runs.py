@@ -20,8 +20,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "runs",
         help="list a notebook's runs, newest first",
         description="List the tracked runs of NOTEBOOK, newest first: status, start, "
-        "duration, params and last metric values. Run ids are printed in full for "
-        "`nbtrack compare` and `nbtrack rerun`.",
+        "duration, params and last metric values. Run ids are printed in full; "
+        "`nbtrack compare` and `nbtrack rerun` take them or their first 8 characters.",
     )
     parser.add_argument("notebook", metavar="NOTEBOOK", help="path of the notebook (.ipynb)")
     parser.add_argument(

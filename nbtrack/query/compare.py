@@ -22,6 +22,7 @@ from nbtrack.metric_direction import Direction
 from nbtrack.metric_direction import direction as metric_direction
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
 from nbtrack.query.inputs import compare_inputs, no_inputs
+from nbtrack.query.links import user_runs
 from nbtrack.query.runs import metric_value
 from nbtrack.query.store import ProjectLike, resolve_store
 
@@ -60,6 +61,8 @@ class RunSummary:
     end_time: int | None
     artifact_uri: str
     tags: dict[str, str]  # nbtrack.* tags and MLflow's parent/run-name tags
+    # the runs the notebook's own MLflow made during this run (query.links.user_runs)
+    user_runs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         duration = (self.end_time - self.start_time) / 1000.0 if (
@@ -70,6 +73,7 @@ class RunSummary:
             "status": self.status, "start_time": _iso(self.start_time),
             "end_time": _iso(self.end_time), "duration_s": duration,
             "artifact_uri": self.artifact_uri, "tags": dict(self.tags),
+            "user_runs": [dict(item) for item in self.user_runs],
         }
 
 
@@ -116,7 +120,9 @@ class Comparison:
             {"version": 2, "tracking_uri": str,
              "runs": [{"run_id", "run_name", "label", "experiment_id", "experiment_name",
                        "status", "start_time": ISO-8601 str | null, "end_time": ... | null,
-                       "duration_s": float | null, "artifact_uri", "tags": {str: str}}],
+                       "duration_s": float | null, "artifact_uri", "tags": {str: str},
+                       "user_runs": [{"run_id", "experiment_id", "name", "tracking_uri",
+                                      "parent_run_id"?, "ended": bool, "url": str | null}]}],
              "params": [{"key": str, "values": {run_id: str | null}, "differs": bool}],
              "metrics": [{"key": str, "direction": "min" | "max",
                           "values": {run_id: {"last": NUM, "best": NUM, "steps": int} | null},
@@ -139,7 +145,8 @@ class Comparison:
         Dicts keyed by run id hold the runs in ``runs`` order; ``best_runs`` lists are
         empty when fewer than two runs have a finite value or all are tied. ``inputs``
         checks each run against the first (``run_a``); with no run having recorded an
-        input it is ``{"differ": false, "drift": [], "runs": {}}``. v2 added ``inputs``.
+        input it is ``{"differ": false, "drift": [], "runs": {}}``. v2 added ``inputs``;
+        ``user_runs`` lists the runs the notebook's own MLflow made (added within v2).
         """
         ids = self.run_ids
         params = [
@@ -264,7 +271,7 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
             experiment_id=info.experiment_id,
             experiment_name=experiments.get(info.experiment_id, info.experiment_id),
             status=info.status, start_time=info.start_time, end_time=info.end_time,
-            artifact_uri=info.artifact_uri, tags=kept,
+            artifact_uri=info.artifact_uri, tags=kept, user_runs=user_runs(run_tags),
         ))
     return summaries
 

@@ -120,7 +120,7 @@ def _is_na(value: Any) -> bool:
 def render_comparison_html(comparison: Comparison) -> str:
     """The whole comparison: runs, params diff, inputs, metrics (best marked), curves, figures,
     cells."""
-    parts = ['<div class="nbtrack-compare">', _runs_section(comparison),
+    parts = ['<div class="nbtrack-compare">', _runs_section(comparison), _user_runs_section(comparison),
              _params_section(comparison), _inputs_section(comparison),
              _metrics_section(comparison)]
     plot = metric_plot_uri(comparison)
@@ -158,6 +158,28 @@ def _runs_section(comparison: Comparison) -> str:
         ]) + "</tr>")
     header = "".join(_th(h) for h in ("run", "run id", "notebook", "status", "start (UTC)", "duration s"))
     return (f"<h4>Runs</h4><table {_TABLE}><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _user_runs_section(comparison: Comparison) -> str:
+    """Links to the runs the notebook's own MLflow made (its store, never nbtrack's)."""
+    from nbtrack.query.links import ui_command
+
+    rows = []
+    for run in comparison.runs:
+        for item in run.user_runs:
+            run_id = escape(item["run_id"])
+            link = f'<a href="{escape(item["url"])}" target="_blank">{run_id}</a>' if item.get("url") else run_id
+            uri = item.get("tracking_uri") or ""
+            rows.append("<tr>" + "".join([
+                _td(escape(run.label)), _td(link, "font-family:monospace"), _td(escape(item.get("name") or "")),
+                _td(escape(item.get("experiment_id") or "")),
+                _td(escape(uri), title=ui_command(uri) if uri else ""),
+            ]) + "</tr>")
+    if not rows:
+        return ""
+    header = "".join(_th(h) for h in ("nbtrack run", "MLflow run", "name", "experiment", "its store"))
+    return (f"<h4>The notebook's own MLflow runs</h4><table {_TABLE}><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 

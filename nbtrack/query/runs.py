@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
 from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.query.lookup import has_experiment
 from nbtrack.query.store import ProjectLike, StoreRef, resolve_store, session_store
 
 if TYPE_CHECKING:
@@ -100,10 +101,10 @@ def locate_experiment(
         ref = resolve_store(notebook=path, project=project, tracking_uri=tracking_uri)
         return ref, ref.project.experiment_name(path)
     ref = resolve_store(project=project, tracking_uri=tracking_uri, use_session=False)
-    for name in _candidate_names(ref, notebook):
-        if ref.exists() and ref.client().get_experiment_by_name(name) is not None:
-            return ref, name
-    raise NotFound(f"no notebook at {notebook}")
+    found = has_experiment(ref, _candidate_names(ref, notebook))
+    if found is None:
+        raise NotFound(f"no notebook at {notebook}")
+    return ref, found
 
 
 def _candidate_names(ref: StoreRef, notebook: str | os.PathLike[str]) -> list[str]:

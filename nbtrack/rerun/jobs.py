@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nbtrack.rerun.params import check_name
+
 FINISHED = "FINISHED"
 FAILED = "FAILED"
 KILLED = "KILLED"
@@ -28,6 +30,10 @@ class Job:
     kernel_name: str | None = None
     load_extension: bool = True  # load nbtrack at kernel start (no %load_ext in the notebook)
     timeout: float | None = None  # seconds for the whole execution
+
+    def __post_init__(self) -> None:
+        for name in self.params:  # papermill writes names as code: every execution checks them
+            check_name(name)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -7,11 +7,18 @@ inject the same value. ``-p name=json:[...]`` gives the values as a JSON list
 (for strings with commas, or list-valued parameters). ``-f params.yaml`` holds
 either a mapping (name -> list of values, or one fixed value) or a list of
 parameter sets.
+
+papermill writes each name verbatim into the injected cell (``name = value``),
+so a name is code: :func:`check_name` is the one rule (a Python identifier, not
+a keyword), applied where names come in (``-p``, YAML, the server) and, through
+:func:`check_injectable`, to every parameter set that is executed. An empty
+``-p name=`` (an unset shell variable) is refused; ``json:""`` is an empty string.
 """
 
 from __future__ import annotations
 
 import json
+import keyword
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -41,21 +48,44 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+def check_name(name: object, where: str = "") -> str:
+    """``name`` if papermill may inject it: it is written into code, so only an identifier
+    that is not a keyword (``lr``, ``max_depth``) can never run as something else."""
+    if isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name):
+        return name
+    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+    why = "a Python keyword" if isinstance(name, str) and keyword.iskeyword(name) else (
+        "not a Python identifier")
+    raise UsageProblem(f"{where}{shown} is not a valid parameter name ({why}); "
+                       "use letters, digits and _, e.g. max_depth")
+
+
+def _value(name: str, raw: str) -> Any:
+    """One value of ``-p``: empty text (an unset shell variable) is a mistake, not ``""``."""
+    if raw.strip() == "":
+        raise UsageProblem(f"-p {name}={raw}: empty value (an unset shell variable?); give a "
+                           f"value, e.g. -p {name}=0.1, or -p '{name}=json:\"\"' for an empty string")
+    return parse_value(raw)
+
+
+def _json(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw[len("json:"):])
+    except ValueError as exc:
+        raise UsageProblem(f"-p {name}: cannot parse JSON {raw[5:]!r} ({exc})") from None
+
+
 def parse_assignment(text: str) -> tuple[str, list[Any]]:
     """``"lr=0.1,0.01"`` -> ``("lr", [0.1, 0.01])``; ``"xs=json:[[1,2],[3]]"`` -> two list values."""
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep:
         raise UsageProblem(f"-p {text!r}: expected name=value[,value...]")
-    if not name.isidentifier():
-        raise UsageProblem(f"-p {text!r}: {name!r} is not a valid parameter name")
+    check_name(name, "-p: ")
     if raw.startswith("json:"):
-        try:
-            value = json.loads(raw[len("json:"):])
-        except ValueError as exc:
-            raise UsageProblem(f"-p {name}: cannot parse JSON {raw[5:]!r} ({exc})") from None
+        value = _json(name, raw)
         return name, value if isinstance(value, list) else [value]
-    return name, [parse_value(part) for part in raw.split(",")]
+    return name, [_value(name, part) for part in raw.split(",")]
 
 
 def parse_assignments(texts: Iterable[str]) -> dict[str, list[Any]]:
@@ -69,21 +99,21 @@ def parse_assignments(texts: Iterable[str]) -> dict[str, list[Any]]:
     return space
 
 
+def parse_override(name: str, raw: str) -> Any:
+    """One re-run value as text (``-p name=value``, the panel's edited field): typed like
+    papermill's ``-p``, ``json:...`` as JSON, a comma kept in a string, never empty."""
+    check_name(name, "-p: ")
+    return _json(name, raw) if raw.startswith("json:") else _value(name, raw)
+
+
 def parse_overrides(texts: Iterable[str]) -> dict[str, Any]:
-    """``-p name=value`` for a re-run: exactly one value each (a comma stays in a string)."""
+    """``-p name=value`` for a re-run: exactly one value each."""
     overrides: dict[str, Any] = {}
     for text in texts:
         name, sep, raw = text.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
+        if not sep:
             raise UsageProblem(f"-p {text!r}: expected NAME=VALUE, e.g. -p max_depth=3")
-        if raw.startswith("json:"):
-            try:
-                overrides[name] = json.loads(raw[len("json:"):])
-            except ValueError as exc:
-                raise UsageProblem(f"-p {name}: cannot parse JSON {raw[5:]!r} ({exc})") from None
-        else:
-            overrides[name] = parse_value(raw)
+        overrides[name.strip()] = parse_override(name.strip(), raw)
     return overrides
 
 
@@ -128,14 +158,24 @@ def load_params_file(path: str | os.PathLike[str]) -> ParamsFile:
 
 
 def _check_name(name: str, file: Path) -> None:
-    if not name.isidentifier():
-        raise UsageProblem(f"{file}: {name!r} is not a valid parameter name")
+    check_name(name, f"{file}: ")
 
 
-def check_jsonable(combinations: Iterable[Mapping[str, Any]]) -> None:
-    """Values travel to worker processes as JSON; say which one cannot, before anything starts."""
+def check_injectable(
+    combinations: Iterable[Mapping[str, Any]], declared: NotebookParams | None = None
+) -> None:
+    """Every parameter set about to be executed: names papermill can write as code, values
+    that travel as JSON, and no empty string where the parameters cell holds a non-string
+    (``lr = ""`` is an unset variable, not a learning rate). Checked before anything starts."""
+    defaults = declared.defaults if declared is not None else {}
     for combo in combinations:
         for name, value in combo.items():
+            check_name(name)
+            if value == "" and name in defaults and not isinstance(defaults[name], str):
+                raise UsageProblem(
+                    f"parameter {name}: empty value, but the parameters cell sets "
+                    f"{name} = {defaults[name]!r}; give a value"
+                )
             try:
                 json.dumps(to_jsonable(value))
             except (TypeError, ValueError):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
-from nbtrack.errors import NotFound
+from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.project import Project
 from nbtrack.rerun import params as params_mod
 from nbtrack.rerun.jobs import KILLED, Job
@@ -53,20 +53,30 @@ def rerun(
     kernel_name: str | None = None,
     warn: Callable[[str], None] | None = None,
     delivery_timeout: float = DELIVERY_TIMEOUT_S,
+    root: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Re-execute run ``run_id`` with its params plus ``params`` overrides; one row back.
+    """Re-execute run ``run_id`` (or a unique prefix of it) with its params plus ``params``
+    overrides; one row back.
 
     The row holds ``run_id`` (the new run), ``rerun_of``, ``status``, ``error``,
     ``output``, ``params.*`` (what was injected) and ``metrics.*``;
     ``df.attrs["report"]`` is the reproducibility report (one row per metric).
     ``progress`` may be a callable receiving dicts such as
-    ``{"state": "running", "cell": 3, "cells": 12, ...}``.
+    ``{"state": "running", "cell": 3, "cells": 12, ...}``. With ``root`` (the Jupyter
+    server's root) only a run whose notebook lies inside that folder is executed.
     """
+    from nbtrack.query.lookup import resolve_run_id
+    from nbtrack.query.store import resolve_store
+
     say = warn or (lambda message: warnings.warn(message, stacklevel=3))
     proj = Project(Path(project).resolve()) if project else Project.for_notebook(None)
-    store = Store.open(proj, tracking_uri, create=False)
+    ref = resolve_store(project=proj, tracking_uri=tracking_uri)
+    run_id = resolve_run_id(ref, run_id)  # a wrong id fails here, before MLflow is imported
+    store = Store.open(proj, ref.tracking_uri, create=False)
     original = store.get_run(run_id)
-    notebook = _original_notebook(original, proj)
+    notebook = original_notebook(original, proj)
+    if root is not None:
+        check_inside_root(run_id, notebook, root)
     if notebook is not None and not project:
         store.project = Project.for_notebook(notebook)
     workdir = store.project.outputs_dir / f"rerun-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
@@ -74,8 +84,9 @@ def rerun(
     declared = params_mod.inspect_parameters(source)
     overrides = dict(params or {})
     params_mod.warn_about_names(source, overrides, declared, say)
-    params_mod.check_jsonable([overrides])
+    params_mod.check_injectable([overrides], declared)
     injected = {**base_params, **{k: params_mod.to_jsonable(v) for k, v in overrides.items()}}
+    params_mod.check_injectable([injected])  # the stored ones too: a name is code once injected
     pins = _input_versions(original) if pin_data else {}
     if pin_data and not pins:
         say(f"run {run_id} recorded no Delta inputs: nothing to pin")
@@ -142,13 +153,26 @@ def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
     return outcome
 
 
-def _original_notebook(run: Run, project: Project) -> Path | None:
-    """Where the run's notebook lives (absolute ``mlflow.source.name``, else project-relative)."""
+def original_notebook(run: Run, project: Project) -> Path | None:
+    """Where the run's notebook lives: its absolute ``mlflow.source.name``, else its
+    project-relative ``nbtrack.notebook`` (the first that is a file, when one is)."""
     source = run.data.tags.get(tags.SOURCE_NAME)
-    if source and Path(source).is_absolute():
-        return Path(source)
     relative = run.data.tags.get(tags.NOTEBOOK)
-    return project.root / relative if relative else None
+    candidates = [Path(source)] if source and Path(source).is_absolute() else []
+    candidates += [project.root / relative] if relative else []
+    return next((c for c in candidates if c.is_file()), candidates[0] if candidates else None)
+
+
+def check_inside_root(run_id: str, notebook: Path | None, root: str | os.PathLike[str]) -> None:
+    """A server executes only notebooks inside its root: a run's notebook path is a tag that
+    anyone with access to the store can set, so it is never followed out of the root."""
+    top = Path(root).resolve()
+    path = notebook.resolve() if notebook is not None else None
+    if path is not None and not path.is_relative_to(top):
+        raise UsageProblem(
+            f"the notebook of run {run_id} ({path}) is outside the server's root {top}; "
+            f"re-run it from a terminal instead: nbtrack rerun {run_id[:8]}"
+        )
 
 
 def _source_and_params(store: Store, run: Run, notebook: Path | None, current: bool,

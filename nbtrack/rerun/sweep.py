@@ -165,7 +165,7 @@ def _prepare_new(
         combinations, capped = grid.sample(combinations, random, seed)
         if capped:
             say(f"--random {random} exceeds the {len(combinations)} combinations: running all")
-    params_mod.check_jsonable(combinations)
+    params_mod.check_injectable(combinations, declared)
     combinations = [{k: params_mod.to_jsonable(v) for k, v in c.items()} for c in combinations]
     names = list(dict.fromkeys(name for combo in combinations for name in combo))
     params_mod.warn_about_names(notebook, names, declared, say)

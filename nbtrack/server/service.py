@@ -28,7 +28,6 @@ from nbtrack.server.jobs import Job, JobRegistry
 
 if TYPE_CHECKING:
     import pandas as pd
-    from mlflow.entities import Run
 
     from nbtrack.query.store import StoreRef
 
@@ -138,8 +137,6 @@ class NbtrackService(LoggingConfigurable):
         """The query layer's comparison of ``run_ids``, as JSON values."""
         from nbtrack.query.compare import compare
 
-        if len(run_ids) < 1:
-            raise UsageProblem("pass the runs to compare: ?ids=<run id>,<run id>")
         ref = self.store_for(notebook)
         comparison = compare(run_ids, tracking_uri=ref.tracking_uri, project=ref.project)
         return json_safe(comparison.to_dict())
@@ -149,9 +146,12 @@ class NbtrackService(LoggingConfigurable):
 
         Relative paths only, no ``..`` and no symlink leading outside that root.
         """
+        from nbtrack.query.lookup import get_run
+
         relative = _artifact_path(path)
         ref = self.store_for(notebook)
-        run = _get_run(ref, run_id)
+        run = get_run(ref, run_id)
+        run_id = run.info.run_id
         local_root = _local_dir(run.info.artifact_uri or "")
         if local_root is not None:
             root = local_root.resolve()
@@ -186,14 +186,24 @@ class NbtrackService(LoggingConfigurable):
         *,
         current: bool = False,
     ) -> Job:
-        """Re-execute a run's notebook snapshot in the background; poll the returned job."""
+        """Re-execute a run's notebook snapshot in the background; poll the returned job.
+
+        Bad input is refused now (400, 404), not as a failed job later; only a run whose
+        notebook lies inside the server's root is executed.
+        """
+        from nbtrack.query.lookup import get_run
+        from nbtrack.rerun.rerun import check_inside_root, original_notebook
+
         if not isinstance(run_id, str) or not run_id:
             raise UsageProblem("pass the run to re-run: {\"run_id\": \"<id>\"}")
         if params is not None and not isinstance(params, Mapping):
             raise UsageProblem("params must be an object of name: value")
-        ref = self.store_for(notebook)
-        _get_run(ref, run_id)  # an unknown run is a 404 now, not a failed job later
         overrides = typed_params(params or {})
+        ref = self.store_for(notebook)
+        run = get_run(ref, run_id)  # an unknown run is a 404 now, not a failed job later
+        run_id = run.info.run_id
+        root = Path(self.root_dir).resolve()
+        check_inside_root(run_id, original_notebook(run, ref.project), root)
 
         def work(progress: Any) -> dict[str, Any]:
             from nbtrack.rerun.rerun import rerun
@@ -205,6 +215,7 @@ class NbtrackService(LoggingConfigurable):
                 progress=progress,
                 tracking_uri=ref.tracking_uri,
                 project=str(ref.project.root),
+                root=root,
                 warn=lambda message: self.log.warning("nbtrack re-run of %s: %s", run_id, message),
             )
             rows = frame_records(frame)
@@ -232,12 +243,12 @@ class NbtrackService(LoggingConfigurable):
 
 
 def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Edited values typed as the CLI's ``-p name=value`` types them (``"0.5"`` -> 0.5)."""
-    from nbtrack.rerun.params import parse_overrides
+    """Edited values typed as the CLI's ``-p name=value`` types them (``"0.5"`` -> 0.5);
+    every name checked, whatever its value (a name is written into the notebook as code)."""
+    from nbtrack.rerun.params import check_name, parse_override
 
-    typed = {str(k): v for k, v in params.items() if not isinstance(v, str)}
-    typed.update(parse_overrides(f"{k}={v}" for k, v in params.items() if isinstance(v, str)))
-    return typed
+    return {check_name(name): parse_override(name, value) if isinstance(value, str) else value
+            for name, value in params.items()}
 
 
 def _artifact_path(path: str) -> PurePosixPath:
@@ -247,17 +258,6 @@ def _artifact_path(path: str) -> PurePosixPath:
             f"artifact path {path!r} must be relative to the run's artifact root, without '..'"
         )
     return relative
-
-
-def _get_run(ref: StoreRef, run_id: str) -> Run:
-    if not ref.exists():
-        raise NotFound(f"no run {run_id!r}: there is no tracking store at {ref.tracking_uri}")
-    try:
-        return ref.client().get_run(run_id)
-    except Exception as exc:
-        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NotFound(f"no run {run_id!r} in {ref.tracking_uri}") from None
-        raise
 
 
 def _local_dir(uri: str) -> Path | None:
