@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
-from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.errors import UsageProblem
 from nbtrack.metric_direction import Direction
 from nbtrack.metric_direction import direction as metric_direction
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
 from nbtrack.query.inputs import compare_inputs, no_inputs
+from nbtrack.query.lookup import parse_run_id, resolve_run_id
 from nbtrack.query.links import user_runs
 from nbtrack.query.runs import metric_value
 from nbtrack.query.store import ProjectLike, resolve_store
@@ -195,20 +196,14 @@ def compare(
     tracking_uri: str | None = None,
     project: ProjectLike | None = None,
 ) -> Comparison:
-    """Compare runs by MLflow run id (order kept, duplicates dropped)."""
+    """Compare runs by MLflow run id or a unique prefix of one (order kept, duplicates dropped)."""
     from nbtrack.query.lake import compare_from_lake, inputs_from_lake
 
-    ids = list(dict.fromkeys(str(r).strip() for r in run_ids if str(r).strip()))
-    if not ids:
-        raise UsageProblem("give at least one run id to compare (see `nbtrack runs NOTEBOOK`)")
+    wanted = compared_ids(run_ids)
     ref = resolve_store(project=project, tracking_uri=tracking_uri)
-    if not ref.exists():
-        raise NotFound(
-            f"no run {ids[0]}: there is no nbtrack store at {ref.embedded_db} yet; "
-            "list runs with `nbtrack runs NOTEBOOK`"
-        )
+    ids = list(dict.fromkeys(resolve_run_id(ref, rid) for rid in wanted))
     client = ref.client()
-    runs = [_get_run(client, rid, ref.tracking_uri) for rid in ids]
+    runs = [client.get_run(rid) for rid in ids]
     experiments = _experiment_names(client, runs)
     summaries = _summaries(runs, experiments)
     labels = {s.run_id: s.label for s in summaries}
@@ -236,17 +231,13 @@ def compare(
     )
 
 
-def _get_run(client: MlflowClient, run_id: str, uri: str) -> Run:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_run(run_id)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NotFound(
-                f"no run {run_id} in {uri}; list a notebook's runs with `nbtrack runs NOTEBOOK`"
-            ) from None
-        raise
+def compared_ids(run_ids: list[str]) -> list[str]:
+    """The ids a comparison needs: at least one (a single run shows its metrics, curves and
+    figures alone), each well-formed. The one rule the API, the CLI and the magic share."""
+    ids = [parse_run_id(r) for r in run_ids if str(r).strip()]
+    if not ids:
+        raise UsageProblem("give at least one run id to compare (see `nbtrack runs NOTEBOOK`)")
+    return ids
 
 
 def _experiment_names(client: MlflowClient, runs: list[Run]) -> dict[str, str]:
