@@ -22,8 +22,8 @@ from nbtrack.metric_direction import Direction
 from nbtrack.metric_direction import direction as metric_direction
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
 from nbtrack.query.inputs import compare_inputs, no_inputs
-from nbtrack.query.lookup import parse_run_id, resolve_run_id
 from nbtrack.query.links import user_runs
+from nbtrack.query.lookup import parse_run_id, resolve_run_id
 from nbtrack.query.runs import metric_value
 from nbtrack.query.store import ProjectLike, resolve_store
 
