@@ -221,11 +221,13 @@ class RowBuilder:
                 row[field] = str(event[field])
         row["user"] = getpass.getuser()
         self._apply_tags(row, event.get("tags") or {})
-        if row.get("name") is None:  # the name MLflow gave an unnamed run (sink run index)
-            info = getattr(self.run_ids, "info", None)
-            named = info(event.get("run")).get("name") if callable(info) else None
-            if named:
-                row["name"] = str(named)
+        # What the MLflow sink found in the run (sink run index): the name MLflow gave an unnamed
+        # run, and the parent a sweep gave a run it made for its kernel. The lake mirrors MLflow.
+        info = getattr(self.run_ids, "info", None)
+        known = info(event.get("run")) if callable(info) else {}
+        for field in ("name", "parent_run_id"):
+            if row.get(field) is None and known.get(field):
+                row[field] = str(known[field])
         # The commit the run started from, as the MLflow sink tags it (a commit made
         # while the run goes on does not change what it ran).
         notebook = event.get("notebook")

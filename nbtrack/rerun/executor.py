@@ -43,6 +43,7 @@ class _Worker:
         self.slot = slot
         self.jobs: list[Job] = []  # submitted, not done: the running one first
         self.deadline: float | None = None  # for the running job
+        self.killed_kernels: list[int] = []  # pids (and their children's) that kill() ended
         self._log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nbtrack.rerun.worker"],
@@ -109,12 +110,13 @@ class _Worker:
                 self._log.close()
 
     def kill(self) -> None:
-        """Kill the worker and its kernel (a kernel runs in its own session)."""
+        """Kill the worker and its kernels (a kernel runs in its own session), and wait for them."""
         import psutil
 
         try:
             tree = psutil.Process(self.process.pid)
             kernels = tree.children(recursive=False)
+            self.killed_kernels = [p.pid for p in tree.children(recursive=True)]
         except psutil.Error:
             kernels = []
         for proc in [*kernels]:
@@ -122,6 +124,7 @@ class _Worker:
                 proc.kill()
             except psutil.Error:
                 pass
+        psutil.wait_procs(kernels, timeout=5)  # dead: a killed kernel writes nothing more
         self.process.kill()
         try:
             self.process.wait(timeout=10)
@@ -146,6 +149,8 @@ class LocalExecutor:
         self._finishing: list[_Worker] = []  # out of work, exiting
         self._next_slot = 0
         self._abort: BaseException | None = None
+        #: Pids of the kernels killed with their workers (an interrupted or aborted run).
+        self.killed_kernels: list[int] = []
 
     def start(self, count: int | None = None) -> LocalExecutor:
         """Spawn up to ``count`` (default W) workers now."""
@@ -252,6 +257,7 @@ class LocalExecutor:
         except BaseException:
             for worker in workers.values():
                 worker.kill()
+                self.killed_kernels += worker.killed_kernels
             workers.clear()
             raise
         return [outcomes[job.index] for job in jobs]

@@ -4,7 +4,8 @@ Why: importing MLflow and inserting the runs costs the sweep ~2-3 s that the
 kernels need not wait for. Each kernel gets a run id *file* instead of a run id
 (``NBTRACK_RUN_ID_FILE``); the delivery process waits for that file before it
 logs anything, and this thread writes it (atomically) once the child run
-exists. The parent run, ``plan.json`` and its artifact are written here too.
+exists. The parent run (and its journal, :mod:`nbtrack.rerun.parent_run`),
+``plan.json`` and its artifact are written here too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from nbtrack.rerun.parent_run import ParentJournal, open_parent
 from nbtrack.rerun.plan import PLAN_ARTIFACT_DIR, PLAN_FILE, SweepPlan
 from nbtrack.rerun.store import SWEEP_SUPERSEDED_BY, Store, latest_attempts
 
@@ -30,18 +32,20 @@ class RunCreator:
     """Opens the store, creates the parent (new sweeps) and one child per index, in order.
 
     ``run_ids`` fills as children appear. ``started(index)`` may come before the
-    child exists: it is then created RUNNING instead of SCHEDULED.
+    child exists: it is then created RUNNING instead of SCHEDULED. ``parent`` is the
+    parent run's journal: given (``--resume``), or set once a new parent exists.
     """
 
     def __init__(self, plan: SweepPlan, todo: list[int], id_files: dict[int, Path], *,
                  open_store: Callable[[], Store], new_parent: dict[str, str] | None,
+                 parent: ParentJournal | None = None,
                  on_error: Callable[[BaseException], None]) -> None:
         self.plan = plan
         self.todo = todo
         self.id_files = id_files
         self.run_ids: dict[int, str] = {}
         self.store: Store | None = None
-        self.parent_created = new_parent is None  # a resumed sweep's parent exists already
+        self.parent = parent
         self.error: BaseException | None = None
         self._open_store = open_store
         self._new_parent = new_parent  # extra tags of the parent run to create, if any
@@ -87,12 +91,7 @@ class RunCreator:
         plan = self.plan
         self.store = store = self._open_store()
         if self._new_parent is not None:
-            plan.experiment_id = store.experiment_id(plan.notebook)
-            plan.parent_run_id = store.create_parent(
-                plan.experiment_id, plan.sweep_id, plan.notebook, plan.combinations,
-                self._new_parent,
-            )
-            self.parent_created = True
+            self.parent = open_parent(plan, store, extra_tags=self._new_parent)
             plan.save()
             store.client.log_artifact(plan.parent_run_id, str(plan.output_dir / PLAN_FILE),
                                       PLAN_ARTIFACT_DIR)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
-from nbtrack.errors import NotFound
+from nbtrack.errors import NotFound, StoreUnavailable
 from nbtrack.events import TERMINAL_STATUSES
 from nbtrack.project import Project
 from nbtrack.store import get_or_create_experiment, open_client, resolve
@@ -41,11 +41,37 @@ SWEEP_SUPERSEDED_BY = "nbtrack.sweep.superseded_by"  # a failed child re-run by 
 
 #: How long to wait for the kernel's own final status to be delivered.
 DELIVERY_TIMEOUT_S = 45.0
+#: How long a tracking server gets to accept a connection before a sweep starts anything.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def resolve_tracking_uri(project: Project, tracking_uri: str | None) -> str:
     """The store the kernels will log to (:func:`nbtrack.store.resolve`)."""
     return resolve(project=project, tracking_uri=tracking_uri).tracking_uri
+
+
+def check_reachable(tracking_uri: str) -> None:
+    """Raise StoreUnavailable when an HTTP tracking server does not accept connections.
+
+    A sweep asks before it starts any kernel or writes anything: kernels started for
+    a store that is down would leave journals of runs that can never exist.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # a local store, or one (databricks) only its client can reach
+    import socket
+
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = ("or unset MLFLOW_TRACKING_URI to use the project's embedded store"
+                if os.environ.get("MLFLOW_TRACKING_URI") == tracking_uri else "or choose another store")
+        raise StoreUnavailable(f"cannot reach {tracking_uri} ({reason.lower()}); nothing was run. "
+                               f"Start the tracking server, {hint}.") from None
 
 
 @dataclass
@@ -76,26 +102,9 @@ class Store:
 
     # -- creating runs ---------------------------------------------------------------
 
-    def create_parent(self, experiment_id: str, sweep_id: str, notebook: str,
-                      combinations: list[dict[str, Any]], extra_tags: Mapping[str, str]) -> str:
-        from mlflow.entities import Param
-
-        run = self.client.create_run(experiment_id, run_name=f"sweep {sweep_id}", tags={
-            tags.SWEEP_ID: sweep_id,
-            tags.ORIGIN: "sweep",
-            tags.NOTEBOOK: self.project.experiment_name(notebook),
-            SWEEP_ROLE: "parent",
-            SWEEP_SIZE: str(len(combinations)),
-            **extra_tags,
-        })
-        space: dict[str, list[Any]] = {}
-        for combo in combinations:
-            for name, value in combo.items():
-                if value not in space.setdefault(name, []):
-                    space[name].append(value)
-        params = [Param(name, json.dumps(values)[:6000]) for name, values in space.items()]
-        if params:
-            self.client.log_batch(run.info.run_id, params=params)
+    def create_parent(self, experiment_id: str, run_name: str, run_tags: Mapping[str, str]) -> str:
+        """The parent run, so children can name it; its params and end come through its journal."""
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(run_tags))
         return run.info.run_id
 
     def create_child(self, experiment_id: str, *, parent_run_id: str, sweep_id: str,

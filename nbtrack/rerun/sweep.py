@@ -8,7 +8,13 @@ store and creates the parent run, the plan and one child run per execution
 first, before any kernel or delivery process can race for it. Spark tasks may
 run on other machines, so there every run exists before the first task. A
 failed execution is recorded and the rest go on; ``resume=SWEEP_ID`` runs only
-what is missing or failed.
+what is missing or failed. The parent run's own life (params, counts, final
+status) goes through a journal like a kernel's (:mod:`nbtrack.rerun.parent_run`),
+so it reaches the lake as well as MLflow.
+
+A tracking server that does not answer stops a sweep before anything starts; one
+that fails while the kernels start stops it too, and the kernels whose runs
+were never created leave nothing behind (their journals and outputs are removed).
 
     nbtrack.sweep("train.ipynb", {"lr": [0.1, 0.01], "depth": [3, 5]}, workers=2)
 """
@@ -16,20 +22,24 @@ what is missing or failed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+import shutil
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrack import env, tags
-from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.errors import NbtrackError, NotFound, StoreUnavailable, UsageProblem
 from nbtrack.project import Project
 from nbtrack.rerun import grid
 from nbtrack.rerun import params as params_mod
 from nbtrack.rerun.jobs import FAILED, FINISHED, KILLED, Job, Outcome
+from nbtrack.rerun.parent_run import ParentJournal, open_parent
 from nbtrack.rerun.plan import (
     PLAN_ARTIFACT_DIR,
     PLAN_FILE,
@@ -45,6 +55,7 @@ from nbtrack.rerun.store import (
     SWEEP_ERROR,
     SWEEP_SUPERSEDED_BY,
     Store,
+    check_reachable,
     latest_attempts,
     resolve_tracking_uri,
 )
@@ -55,6 +66,10 @@ if TYPE_CHECKING:
     from nbtrack.rerun.executor import LocalExecutor
 
 Backend = Literal["local", "spark"]
+#: How long an interrupted sweep waits for its parent's KILLED to be delivered.
+INTERRUPTED_DELIVERY_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def _default_warn(message: str) -> None:
@@ -88,7 +103,8 @@ def sweep(
 
     Returns one row per combination (``index, run_id, status, error, duration_s,
     output, params.*, metrics.*``), sorted by ``metric`` when given (best first;
-    ``maximize`` defaults from the name: ``*loss*``/``*error*`` are minimized).
+    ``maximize`` defaults from the name by :mod:`nbtrack.metric_direction`: losses and
+    error rates such as ``val_loss`` or ``wer`` are minimized).
     ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``. With ``backend="spark"``
     the executions run on ``spark`` (a SparkSession), else the active session, else
     one built for ``spark_master`` (``local[W]`` by default, ``sc://...`` for Spark Connect).
@@ -108,11 +124,13 @@ def sweep(
 
     executor = LocalExecutor(workers) if backend == "local" else None
     store: Store | None
+    parent: ParentJournal | None
     try:
         if resume:
-            plan, store, todo = _prepare_resume(resume, notebook, project, tracking_uri, say)
+            plan, store, todo, parent = _prepare_resume(resume, notebook, project, tracking_uri,
+                                                        say)
         else:
-            plan, store, todo = _prepare_new(
+            plan, store, todo, parent = _prepare_new(
                 Path(notebook or ""), params or {}, file=file, random=random, seed=seed,
                 kernel_name=kernel_name, cwd=cwd, project=project, tracking_uri=tracking_uri,
                 say=say, extra_tags={"nbtrack.sweep.backend": backend}, executor=executor,
@@ -121,10 +139,10 @@ def sweep(
             store = _run_local(plan, store, todo, timeout=timeout, executor=executor,
                                progress=progress, delivery_timeout=delivery_timeout,
                                new_parent=None if resume else {"nbtrack.sweep.backend": backend},
-                               tracking_uri=tracking_uri)
+                               parent=parent)
         elif todo:
-            assert store is not None
-            _run(plan, store, todo, timeout=timeout, executor=executor, workers=workers,
+            assert store is not None and parent is not None
+            _run(plan, store, parent, todo, timeout=timeout, executor=executor, workers=workers,
                  progress=progress, spark=(spark, spark_master),
                  delivery_timeout=delivery_timeout)
         else:
@@ -144,11 +162,12 @@ def _prepare_new(
     cwd: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
     tracking_uri: str | None, say: Callable[[str], None], extra_tags: dict[str, str],
     executor: LocalExecutor | None,
-) -> tuple[SweepPlan, Store | None, list[int]]:
-    """Validate everything, then (Spark) write the parent run and plan. Nothing is written on bad input.
+) -> tuple[SweepPlan, Store | None, list[int], ParentJournal | None]:
+    """Validate everything, then (Spark) write the parent run and plan. Nothing is written on
+    bad input, nor when the tracking server does not answer.
 
-    With local workers the runs are created later, while the kernels start (``None`` store,
-    unless a new SQLite store had to be created first).
+    With local workers the runs are created later, while the kernels start (``None`` store and
+    parent, unless a new SQLite store had to be created first).
     """
     notebook = notebook.expanduser().resolve()
     if not notebook.is_file():
@@ -174,29 +193,28 @@ def _prepare_new(
         raise NotFound(f"working directory not found: {run_dir}")
     proj = Project(Path(project).resolve()) if project else Project.for_notebook(notebook)
 
+    uri = resolve_tracking_uri(proj, tracking_uri)
+    check_reachable(uri)
     sweep_id = new_sweep_id()
     if executor is not None:  # workers import papermill while we set up the store and runs
         executor.log_dir = proj.outputs_dir / sweep_id / "logs"
         executor.start(len(combinations))
-    uri = resolve_tracking_uri(proj, tracking_uri)
     plan = SweepPlan(
         sweep_id=sweep_id, notebook=str(notebook), project_root=str(proj.root),
         tracking_uri=uri, experiment_id="", parent_run_id="",  # known once the parent exists
         combinations=combinations, cwd=str(run_dir), kernel_name=kernel_name,
         load_extension=not notebook_loads_nbtrack(notebook),
     )
-    store = None
+    store = parent = None
     if executor is None or _store_missing(uri):
         store = Store.open(proj, uri)
     if executor is None:
         assert store is not None
-        plan.experiment_id = store.experiment_id(notebook)
-        plan.parent_run_id = store.create_parent(plan.experiment_id, sweep_id, str(notebook),
-                                                 combinations, extra_tags)
+        parent = open_parent(plan, store, extra_tags=extra_tags)
         plan.save()
         store.client.log_artifact(plan.parent_run_id, str(plan.output_dir / PLAN_FILE),
                                   PLAN_ARTIFACT_DIR)
-    return plan, store, plan.indexes
+    return plan, store, plan.indexes, parent
 
 
 def _store_missing(uri: str) -> bool:
@@ -208,12 +226,14 @@ def _prepare_resume(
     sweep_id: str, notebook: str | os.PathLike[str] | None,
     project: str | os.PathLike[str] | None, tracking_uri: str | None,
     say: Callable[[str], None],
-) -> tuple[SweepPlan, Store, list[int]]:
-    """The sweep's plan, and the combinations whose newest attempt did not finish."""
+) -> tuple[SweepPlan, Store, list[int], ParentJournal | None]:
+    """The sweep's plan, the combinations whose newest attempt did not finish, and (when
+    there are some) the parent run, RUNNING again, with this attempt's journal."""
     if project:
         proj = Project(Path(project).resolve())
     else:
         proj = Project.for_notebook(Path(notebook).resolve() if notebook else None)
+    check_reachable(resolve_tracking_uri(proj, tracking_uri))
     try:
         store = Store.open(proj, tracking_uri, create=False)
     except NotFound as exc:
@@ -235,8 +255,11 @@ def _prepare_resume(
         raise NotFound(f"notebook of sweep {sweep_id} not found: {plan.notebook}")
     latest = latest_attempts(children)
     todo = [i for i in plan.indexes if i not in latest or latest[i].info.status != FINISHED]
+    if not todo:
+        return plan, store, todo, None
+    plan.parent_run_id = parent.info.run_id
     store.client.update_run(parent.info.run_id, status="RUNNING")
-    return plan, store, todo
+    return plan, store, todo, open_parent(plan, store, extra_tags=None)
 
 
 def _jobs(plan: SweepPlan, store: Store, todo: list[int], timeout: float | None) -> list[Job]:
@@ -292,11 +315,16 @@ def kernel_env(*, notebook: str, output: str, run_id: str | None = None,
 
 def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout: float | None,
                executor: LocalExecutor, progress: ProgressOption, delivery_timeout: float,
-               new_parent: dict[str, str] | None, tracking_uri: str | None) -> Store:
-    """Start the executions now; the runs are created meanwhile (RunCreator). Returns the store."""
+               new_parent: dict[str, str] | None, parent: ParentJournal | None) -> Store:
+    """Start the executions now; the runs are created meanwhile (RunCreator). Returns the store.
+
+    ``new_parent``: the extra tags of the parent run to create; else ``parent`` exists.
+    """
+    from nbtrack.rerun.orphans import forget_runless_kernels
     from nbtrack.rerun.run_creator import RunCreator
 
     project = Project(Path(plan.project_root))
+    attempt_start = time.time()
     _start_delivery(project)
     folder = plan.output_dir / "run-ids" / secrets.token_hex(4)  # one per attempt (--resume)
     id_files = {index: folder / str(index) for index in todo}
@@ -312,7 +340,7 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
     ) for index in todo]
     opened = store
     creator = RunCreator(
-        plan, todo, id_files, new_parent=new_parent, on_error=executor.abort,
+        plan, todo, id_files, new_parent=new_parent, parent=parent, on_error=executor.abort,
         open_store=lambda: opened or Store.open(project, plan.tracking_uri),
     ).start()
     outcomes: dict[int, Outcome] = {}
@@ -338,17 +366,28 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
             store = creator.wait()
             bar.note("delivering")
             finalize(store, creator.run_ids, outcomes, delivery_timeout)
-        except BaseException:
+        except BaseException as exc:
             creator.join()
+            executor.close()  # every kernel of this attempt has ended: judge their journals now
+            forget_runless_kernels(project.journal_dir, since=attempt_start,
+                                   id_files=id_files.values(), killed=executor.killed_kernels)
+            if creator.parent is None and new_parent is not None:
+                shutil.rmtree(plan.output_dir, ignore_errors=True)  # no run of this sweep exists
             if creator.store is not None:
                 for index, run_id in creator.run_ids.items():
                     if index not in outcomes:
                         creator.store.finalize(run_id, KILLED, "sweep interrupted")
-                if creator.parent_created and plan.parent_run_id:
-                    creator.store.client.set_terminated(plan.parent_run_id, status=KILLED)
+            if creator.parent is not None:
+                _close_parent(plan, creator.store, creator.parent, KILLED, {},
+                              timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
+            if exc is creator.error and not isinstance(exc, NbtrackError):
+                what = "nothing was run" if creator.parent is None else "the sweep was stopped"
+                raise StoreUnavailable(
+                    f"cannot create the sweep's runs in {plan.tracking_uri}: {_first_line(exc)}; "
+                    f"{what}") from exc
             raise
         bar.note("done")
-    _end_parent(plan, store)
+    _end_parent(plan, store, creator.parent, delivery_timeout)
     return store
 
 
@@ -367,15 +406,16 @@ def _start_delivery(project: Project) -> None:
         pass  # the first kernel starts it, as it would without a sweep
 
 
-def _run(plan: SweepPlan, store: Store, todo: list[int], *, timeout: float | None,
-         executor: LocalExecutor | None, workers: int, progress: ProgressOption, spark: Any,
-         delivery_timeout: float) -> None:
-    jobs = _jobs(plan, store, todo, timeout)
-    run_ids = {job.index: job.env[env.RUN_ID.name] for job in jobs}
+def _run(plan: SweepPlan, store: Store, parent: ParentJournal, todo: list[int], *,
+         timeout: float | None, executor: LocalExecutor | None, workers: int,
+         progress: ProgressOption, spark: Any, delivery_timeout: float) -> None:
+    run_ids: dict[int, str] = {}
     outcomes: dict[int, Outcome] = {}
-    with Progress(len(jobs), title=f"sweep {plan.sweep_id}", progress=progress,
+    with Progress(len(todo), title=f"sweep {plan.sweep_id}", progress=progress,
                   run_ids=run_ids) as bar:
         try:
+            jobs = _jobs(plan, store, todo, timeout)
+            run_ids.update({job.index: job.env[env.RUN_ID.name] for job in jobs})
             for outcome in execute(jobs, executor=executor, workers=workers, bar=bar,
                                    store=store, run_ids=run_ids, spark=spark):
                 outcomes[outcome.index] = outcome
@@ -385,10 +425,11 @@ def _run(plan: SweepPlan, store: Store, todo: list[int], *, timeout: float | Non
             for index, run_id in run_ids.items():
                 if index not in outcomes:
                     store.finalize(run_id, KILLED, "sweep interrupted")
-            store.client.set_terminated(plan.parent_run_id, status=KILLED)
+            _close_parent(plan, store, parent, KILLED, {},
+                          timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
             raise
         bar.note("done")
-    _end_parent(plan, store)
+    _end_parent(plan, store, parent, delivery_timeout)
 
 
 def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, bar: Progress,
@@ -452,13 +493,37 @@ def finalize(store: Store, run_ids: dict[int, str], outcomes: dict[int, Outcome]
         store.client.set_tag(run_ids[index], SWEEP_DURATION, f"{outcome.duration_s:.3f}")
 
 
-def _end_parent(plan: SweepPlan, store: Store) -> None:
+def _end_parent(plan: SweepPlan, store: Store, parent: ParentJournal | None,
+                delivery_timeout: float) -> None:
+    """FINISHED when every combination's newest attempt finished, else FAILED, with the counts."""
+    assert parent is not None  # the runs exist, so the parent does
     latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
     finished = sum(1 for r in latest.values() if r.info.status == FINISHED)
     failed = len(plan.combinations) - finished
-    store.client.set_tag(plan.parent_run_id, "nbtrack.sweep.finished", str(finished))
-    store.client.set_tag(plan.parent_run_id, "nbtrack.sweep.failed", str(failed))
-    store.client.set_terminated(plan.parent_run_id, status=FINISHED if not failed else FAILED)
+    counts = {"nbtrack.sweep.finished": str(finished), "nbtrack.sweep.failed": str(failed)}
+    _close_parent(plan, store, parent, FINISHED if not failed else FAILED, counts,
+                  timeout=delivery_timeout)
+
+
+def _close_parent(plan: SweepPlan, store: Store | None, parent: ParentJournal, status: str,
+                  run_tags: dict[str, str], *, timeout: float) -> None:
+    """The parent's end goes through its journal; when MLflow does not have it in time, the
+    sweep records it there itself (as it does for a child whose kernel never reported), and
+    the journal still brings it to the lake later."""
+    if parent.end(status, run_tags, timeout=timeout) or store is None:
+        return
+    try:
+        for key, value in run_tags.items():
+            store.client.set_tag(plan.parent_run_id, key, value)
+        store.client.set_terminated(plan.parent_run_id, status=status)
+    except Exception:  # noqa: BLE001 - the store is down: the journal keeps the end for later
+        log.warning("could not end the parent run %s now; its journal keeps the end",
+                    plan.parent_run_id)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def results(plan: SweepPlan, store: Store) -> pd.DataFrame:

@@ -93,8 +93,10 @@ class MlflowSink:
         if event.get("parent_run_id"):
             run_tags[tags.PARENT_RUN_ID] = event["parent_run_id"]
         run_id = event.get("mlflow_run_id") or _run_id_from_file(event.get("mlflow_run_id_file"), event["t"])
+        parent = event.get("parent_run_id")
         if run_id:
-            name = client.get_run(run_id).info.run_name  # raises for a wrong NBTRACK_RUN_ID
+            run = client.get_run(run_id)  # raises for a wrong NBTRACK_RUN_ID
+            name, parent = run.info.run_name, parent or run.data.tags.get(tags.PARENT_RUN_ID)
             client.set_tag(run_id, tags.RUN_KEY, event["run"])
             _log_tags(client, run_id, run_tags)
         else:
@@ -108,9 +110,10 @@ class MlflowSink:
                 run = client.create_run(experiment_id, start_time=int(event["t"] * 1000), tags=run_tags,
                                         run_name=event.get("name") or None)
                 run_id, name = run.info.run_id, run.info.run_name
-        # The name too: MLflow invents one for an unnamed run, and the lake shows the same.
+        # The name and parent too (MLflow invents a name for an unnamed run; a sweep names its
+        # children's parent itself): the lake shows what MLflow has.
         index.set(event["run"], run_id, tracking_uri=uri, session=event["session"],
-                  project=str(project.root), name=name)
+                  project=str(project.root), name=name, parent_run_id=parent)
 
     def _already_delivered(self, client: Any, run_id: str, event: Event) -> bool:
         mark = self._marks.get(run_id)
