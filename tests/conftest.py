@@ -40,9 +40,17 @@ def stop_daemons(root: Path) -> None:
 
 
 def client_for(root: Path) -> Any:
+    """A client of the project's store, made under nbtrack's creation lock: a test reading a store
+    that a delivery process is creating must not race it in MLflow's schema migration."""
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
+    db = root / ".nbtrack" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=120):
+        client = MlflowClient(f"sqlite:///{db}")
+        client.search_experiments(max_results=1)
+    return client
 
 
 def all_runs(root: Path) -> list[Any]:

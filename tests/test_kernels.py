@@ -144,13 +144,9 @@ def test_store_down_cells_unaffected_then_backlog_delivered(shell, project, monk
     write_notebook(project / "down.ipynb", ["x = 1"])
     monkeypatch.setenv("NBTRACK_NOTEBOOK", str(project / "down.ipynb"))
     shell.run_cell("%load_ext nbtrack")
-    timings = []
-    for i in range(30):
-        start = time.perf_counter()
+    for i in range(30):  # every cell runs (their speed with the store down: bench/overhead.py)
         assert shell.run_cell(f"val_loss = {i / 10}").success
-        timings.append(time.perf_counter() - start)
         time.sleep(0.05)
-    assert sorted(timings)[len(timings) // 2] < 0.05  # cells keep their speed
     err = capsys.readouterr().err
     assert err.count("mlflow delivery failing") == 1 and uri.split("//")[1] in err
     server = subprocess.Popen(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import math
 import os
 import socket
 import sys
@@ -365,13 +366,16 @@ class TrackingSession:
             return
         for key, value in new.items():
             text = self._pstr(value)
-            if len(text) < len(str(value)) and not isinstance(value, (dict, list, tuple)):
-                self.safety.warn(f"param {key} is longer than {self.config.max_param_length} characters; "
-                                 "it was truncated", key=f"long-param:{key}")
+            self._warn_if_truncated(key, value)
             run.params[key] = text
             run.values[key] = value
         self._emit("params", params={k: run.params[k] for k in new},
                    values={k: json_value(v) for k, v in new.items()}, source=source, cell_id=cell_id)
+
+    def _warn_if_truncated(self, key: str, value: Any) -> None:
+        if len(self._pstr(value)) < len(str(value)) and not isinstance(value, (dict, list, tuple)):
+            self.safety.warn(f"param {key} is longer than {self.config.max_param_length} characters; "
+                             "it was truncated", key=f"long-param:{key}")
 
     def _flush_pending_params(self, run: RunState) -> None:
         if run.pending is not None:
@@ -380,6 +384,8 @@ class TrackingSession:
 
     def _parameters_cell(self, values: dict[str, Any], cell_id: str | None) -> None:
         """The ``parameters`` cell ran: a new run if values changed, else the same run."""
+        for key, value in values.items():  # warned now, under this cell, though logged a cell later
+            self._warn_if_truncated(key, value)
         run = self._ensure_run()
         self._flush_pending_params(run)
         if any(k in run.params and run.params[k] != self._pstr(v) for k, v in values.items()):
@@ -405,6 +411,7 @@ class TrackingSession:
     def log_metrics(self, metrics: dict[Any, Any], *, step: int | None = None,
                     cell_id: str | None = None) -> None:
         with self.safety.guard("logging metrics"):
+            step = self._step(step)
             for key, value in metrics.items():
                 problem = key_problem(key)
                 if problem:
@@ -412,10 +419,22 @@ class TrackingSession:
                     continue
                 number = as_number(value)
                 if number is None:
-                    self.safety.warn(f"metric {key} skipped: {type(value).__name__} is not a number",
-                                     key=f"nan-metric:{key}")
+                    kind = type(value).__name__
+                    self.safety.warn(f"metric {key} skipped: {kind} is not a number",
+                                     key=f"not-a-number:{key}:{kind}")
                     continue
                 self._log_metric(key, number, step, cell_id)
+
+    def _step(self, step: Any) -> int | None:
+        """A usable step, or None (the next step) with a warning: a bad step never costs the values."""
+        if step is None:
+            return None
+        number = as_number(step)
+        if number is not None and math.isfinite(number) and number == int(number):
+            return int(number)
+        self.safety.warn(f"step {step!r} is not an integer; the values were logged at the next step instead",
+                         key=f"bad-step:{type(step).__name__}")
+        return None
 
     def _log_metric(self, key: str, value: float, step: int | None, cell_id: str | None) -> None:
         run = self._ensure_run()
