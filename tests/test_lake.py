@@ -241,3 +241,18 @@ def test_make_sink_follows_config(tmp_path: Path):
     assert make_sink(resolve(project=project, config=config)).lake_uri == str(tmp_path / "elsewhere")
     config.lake = False
     assert make_sink(resolve(project=project, config=config)) is None
+
+
+def test_forget_sessions_deletes_only_their_bronze_events(tmp_path: Path, lake: Path):
+    from nbtrack.lake.maintenance import forget_sessions
+
+    sink = DeltaSink(str(lake))
+    kept = write_run(tmp_path / "journal", "kept", "k1")
+    stray = write_run(tmp_path / "journal", "stray", "k2")
+    deliver(sink, kept, tmp_path, {"k1": "run1"})
+    deliver(sink, stray[:1], tmp_path)  # only its session_start reached the lake
+    assert read(lake, "events")["session"].unique().sort().to_list() == ["kept", "stray"]
+    assert forget_sessions(str(lake), ["stray"]) == 1
+    assert read(lake, "events")["session"].unique().to_list() == ["kept"]
+    assert read(lake, "events").height == len(kept)
+    assert forget_sessions(str(tmp_path / "no-lake"), ["stray"]) == 0

@@ -1,4 +1,4 @@
-"""Keeping the lake healthy and inspectable: optimize, show, sql.
+"""Keeping the lake healthy and inspectable: optimize, show, sql; forgetting stray sessions.
 
 Batched delivery still leaves one small file per table per batch; ``optimize``
 bin-packs them into large files (a data-neutral commit, safe beside running
@@ -8,7 +8,7 @@ writers) and vacuums the files no version within the retention window needs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,3 +180,29 @@ def plain_types(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(
         [pa.field(f.name, views.get(f.type, f.type), f.nullable) for f in table.schema]
     ))
+
+
+def forget_sessions(
+    lake_uri: str, sessions: Iterable[str], *, storage_options: dict[str, str] | None = None
+) -> int:
+    """Delete the bronze events of journals that were removed before any run came of them
+    (the kernels of a sweep stopped before their runs existed). Returns the rows deleted."""
+    from deltalake.exceptions import CommitFailedError
+
+    from nbtrack.lake.tables import open_table
+
+    names = sorted(set(sessions))
+    if not names:
+        return 0
+    try:
+        dt = open_table(lake_uri, "events", storage_options=storage_options)
+    except NotFound:
+        return 0
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+    for _ in range(10):  # a delivery may commit meanwhile: retry from the new version
+        try:
+            return int(dt.delete(f"session IN ({listed})").get("num_deleted_rows", 0))
+        except CommitFailedError:
+            dt.update_incremental()
+    raise StoreUnavailable(f"cannot delete events of {len(names)} session(s) from {lake_uri}: "
+                           "the table keeps changing")

@@ -369,7 +369,7 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
         except BaseException as exc:
             creator.join()
             executor.close()  # every kernel of this attempt has ended: judge their journals now
-            forget_runless_kernels(project.journal_dir, since=attempt_start,
+            forget_runless_kernels(project, since=attempt_start,
                                    id_files=id_files.values(), killed=executor.killed_kernels)
             if creator.parent is None and new_parent is not None:
                 shutil.rmtree(plan.output_dir, ignore_errors=True)  # no run of this sweep exists
