@@ -214,8 +214,8 @@ class _Seen:
     stamp: tuple[int, int]  # (mtime_ns, size)
     mtime: float
     papermill: dict[str, Any] | None = None  # metadata.papermill ({} if none), once known
-    sources: frozenset[str] | None = None  # sha1 of each code cell's stripped source, once parsed
-    absent: set[str] = field(default_factory=set)  # sources known not to be there (byte search)
+    sources: frozenset[int] | None = None  # hash of each code cell's stripped source, once parsed
+    absent: set[int] = field(default_factory=set)  # sources known not to be there (byte search)
 
 
 _seen: dict[Path, _Seen] = {}
@@ -245,7 +245,7 @@ def _parse(seen: _Seen, data: bytes) -> None:
         nb = json.loads(data)
         cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
         seen.papermill = nb.get("metadata", {}).get("papermill") or {}
-        seen.sources = frozenset(source_sha("".join(c.get("source", "")).strip()) for c in cells)
+        seen.sources = frozenset(hash("".join(c.get("source", "")).strip()) for c in cells)
     except (ValueError, AttributeError, TypeError):  # not a notebook
         seen.papermill, seen.sources = {}, frozenset()
 
@@ -268,24 +268,25 @@ def _holds_any(path: Path, sources: list[str]) -> bool:
     seen = _stat(path)
     if seen is None:
         return False
-    shas = {source_sha(s.strip()) for s in sources}
+    hashes = {hash(s.strip()) for s in sources}
     if seen.sources is None:
-        unknown = [s for s in sources if source_sha(s.strip()) not in seen.absent]
+        unknown = [s for s in sources if hash(s.strip()) not in seen.absent]
         if not unknown:
             return False
         data = _read(path)
         if not any(_may_hold(data, s) for s in unknown):
-            seen.absent.update(source_sha(s.strip()) for s in unknown)
+            seen.absent.update(hash(s.strip()) for s in unknown)
             return False
         _parse(seen, data)
-    return bool(shas & (seen.sources or frozenset()))
+    return bool(hashes & (seen.sources or frozenset()))
 
 
 def _may_hold(data: bytes, source: str) -> bool:
     """A notebook holding this cell has its first line in the file, JSON-escaped: a byte search
     that rules out most notebooks without parsing them."""
     line = source.strip().split("\n", 1)[0]
-    return any(json.dumps(line, ensure_ascii=ascii)[1:-1].encode() in data for ascii in (False, True))
+    escaped = {json.dumps(line, ensure_ascii=ascii)[1:-1].encode() for ascii in (False, True)}
+    return any(text in data for text in escaped)
 
 
 def _is_output(path: Path) -> bool:
@@ -296,7 +297,7 @@ def _is_output(path: Path) -> bool:
 def _only_holder(paths: list[Path], sources: list[str]) -> tuple[Path | None, tuple[Path, ...]]:
     """The one notebook holding an executed cell, preferring inputs over outputs. Else, when
     several hold every executed cell, those (nothing tells them apart: ambiguous)."""
-    sources = [source for source in sources if source.strip()]
+    sources = [source for source in sources if not _says_nothing(source)]
     paths = [path for path in paths if _holds_any(path, sources)]  # each file read once at most
     every = paths
     for source in sources:
@@ -308,6 +309,13 @@ def _only_holder(paths: list[Path], sources: list[str]) -> tuple[Path | None, tu
             return holders[0].resolve(), ()
     every = _inputs(every)
     return None, tuple(path.resolve() for path in every) if len(every) > 1 else ()
+
+
+def _says_nothing(source: str) -> bool:
+    """Empty, comments, or nbtrack's own line: in every tracked notebook, so no clue to which."""
+    lines = [line.strip() for line in source.strip().splitlines()]
+    return all(not line or line.startswith(("#", "%load_ext nbtrack", "%reload_ext nbtrack", "%nbtrack"))
+               for line in lines)
 
 
 def _inputs(paths: list[Path]) -> list[Path]:
