@@ -13,6 +13,7 @@ KILLED, like a killed kernel's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sys
@@ -25,11 +26,14 @@ from typing import TYPE_CHECKING, Any
 from nbtrack import tags
 from nbtrack.journal import JournalWriter
 from nbtrack.project import Project
-from nbtrack.rerun.store import SWEEP_ROLE, SWEEP_SIZE
+from nbtrack.rerun.jobs import FAILED, FINISHED
+from nbtrack.rerun.store import SWEEP_ROLE, SWEEP_SIZE, latest_attempts
 
 if TYPE_CHECKING:
     from nbtrack.rerun.plan import SweepPlan
     from nbtrack.rerun.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def param_space(combinations: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -121,3 +125,30 @@ def open_parent(plan: SweepPlan, store: Store, *,
     return ParentJournal(Project(Path(plan.project_root)), run_id=plan.parent_run_id,
                          tracking_uri=plan.tracking_uri, notebook=plan.notebook, name=name,
                          run_tags=run_tags, params=param_space(plan.combinations))
+
+
+def end_parent(plan: SweepPlan, store: Store, parent: ParentJournal | None, *,
+               timeout: float) -> None:
+    """FINISHED when every combination's newest attempt finished, else FAILED, with the counts."""
+    assert parent is not None  # the runs exist, so the parent does
+    latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
+    finished = sum(1 for r in latest.values() if r.info.status == FINISHED)
+    failed = len(plan.combinations) - finished
+    counts = {"nbtrack.sweep.finished": str(finished), "nbtrack.sweep.failed": str(failed)}
+    close_parent(plan, store, parent, FINISHED if not failed else FAILED, counts, timeout=timeout)
+
+
+def close_parent(plan: SweepPlan, store: Store | None, parent: ParentJournal, status: str,
+                 run_tags: dict[str, str], *, timeout: float) -> None:
+    """The parent's end goes through its journal; when MLflow does not have it in time, the
+    sweep records it there itself (as it does for a child whose kernel never reported), and
+    the journal still brings it to the lake later."""
+    if parent.end(status, run_tags, timeout=timeout) or store is None:
+        return
+    try:
+        for key, value in run_tags.items():
+            store.client.set_tag(plan.parent_run_id, key, value)
+        store.client.set_terminated(plan.parent_run_id, status=status)
+    except Exception:  # noqa: BLE001 - the store is down: the journal keeps the end for later
+        log.warning("could not end the parent run %s now; its journal keeps the end",
+                    plan.parent_run_id)

@@ -22,7 +22,6 @@ were never created leave nothing behind (their journals and outputs are removed)
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -38,8 +37,8 @@ from nbtrack.errors import NbtrackError, NotFound, StoreUnavailable, UsageProble
 from nbtrack.project import Project
 from nbtrack.rerun import grid
 from nbtrack.rerun import params as params_mod
-from nbtrack.rerun.jobs import FAILED, FINISHED, KILLED, Job, Outcome
-from nbtrack.rerun.parent_run import ParentJournal, open_parent
+from nbtrack.rerun.jobs import FINISHED, KILLED, Job, Outcome
+from nbtrack.rerun.parent_run import ParentJournal, close_parent, end_parent, open_parent
 from nbtrack.rerun.plan import (
     PLAN_ARTIFACT_DIR,
     PLAN_FILE,
@@ -68,8 +67,6 @@ if TYPE_CHECKING:
 Backend = Literal["local", "spark"]
 #: How long an interrupted sweep waits for its parent's KILLED to be delivered.
 INTERRUPTED_DELIVERY_S = 10.0
-
-log = logging.getLogger(__name__)
 
 
 def _default_warn(message: str) -> None:
@@ -378,8 +375,8 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
                     if index not in outcomes:
                         creator.store.finalize(run_id, KILLED, "sweep interrupted")
             if creator.parent is not None:
-                _close_parent(plan, creator.store, creator.parent, KILLED, {},
-                              timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
+                close_parent(plan, creator.store, creator.parent, KILLED, {},
+                             timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
             if exc is creator.error and not isinstance(exc, NbtrackError):
                 what = "nothing was run" if creator.parent is None else "the sweep was stopped"
                 raise StoreUnavailable(
@@ -387,7 +384,7 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
                     f"{what}") from exc
             raise
         bar.note("done")
-    _end_parent(plan, store, creator.parent, delivery_timeout)
+    end_parent(plan, store, creator.parent, timeout=delivery_timeout)
     return store
 
 
@@ -425,11 +422,11 @@ def _run(plan: SweepPlan, store: Store, parent: ParentJournal, todo: list[int], 
             for index, run_id in run_ids.items():
                 if index not in outcomes:
                     store.finalize(run_id, KILLED, "sweep interrupted")
-            _close_parent(plan, store, parent, KILLED, {},
-                          timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
+            close_parent(plan, store, parent, KILLED, {},
+                         timeout=min(delivery_timeout, INTERRUPTED_DELIVERY_S))
             raise
         bar.note("done")
-    _end_parent(plan, store, parent, delivery_timeout)
+    end_parent(plan, store, parent, timeout=delivery_timeout)
 
 
 def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, bar: Progress,
@@ -491,34 +488,6 @@ def finalize(store: Store, run_ids: dict[int, str], outcomes: dict[int, Outcome]
     for index, outcome in outcomes.items():
         store.finalize(run_ids[index], outcome.status, outcome.error)
         store.client.set_tag(run_ids[index], SWEEP_DURATION, f"{outcome.duration_s:.3f}")
-
-
-def _end_parent(plan: SweepPlan, store: Store, parent: ParentJournal | None,
-                delivery_timeout: float) -> None:
-    """FINISHED when every combination's newest attempt finished, else FAILED, with the counts."""
-    assert parent is not None  # the runs exist, so the parent does
-    latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
-    finished = sum(1 for r in latest.values() if r.info.status == FINISHED)
-    failed = len(plan.combinations) - finished
-    counts = {"nbtrack.sweep.finished": str(finished), "nbtrack.sweep.failed": str(failed)}
-    _close_parent(plan, store, parent, FINISHED if not failed else FAILED, counts,
-                  timeout=delivery_timeout)
-
-
-def _close_parent(plan: SweepPlan, store: Store | None, parent: ParentJournal, status: str,
-                  run_tags: dict[str, str], *, timeout: float) -> None:
-    """The parent's end goes through its journal; when MLflow does not have it in time, the
-    sweep records it there itself (as it does for a child whose kernel never reported), and
-    the journal still brings it to the lake later."""
-    if parent.end(status, run_tags, timeout=timeout) or store is None:
-        return
-    try:
-        for key, value in run_tags.items():
-            store.client.set_tag(plan.parent_run_id, key, value)
-        store.client.set_terminated(plan.parent_run_id, status=status)
-    except Exception:  # noqa: BLE001 - the store is down: the journal keeps the end for later
-        log.warning("could not end the parent run %s now; its journal keeps the end",
-                    plan.parent_run_id)
 
 
 def _first_line(exc: BaseException) -> str:
