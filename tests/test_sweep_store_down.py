@@ -26,10 +26,15 @@ pl = pytest.importorskip("polars")
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
 
 
+def direct_env(uri: str) -> dict[str, str]:
+    """Our environment pointed at ``uri``, with no HTTP proxy between (the server is local)."""
+    plain = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    return {**plain, "MLFLOW_TRACKING_URI": uri}
+
+
 def sweep_cli(project: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nbtrack", "sweep", "nb.ipynb", *args, "--no-progress"],
-                          cwd=project, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+                          cwd=project, capture_output=True, text=True, timeout=240, env=direct_env(uri))
 
 
 def left_behind(project: Path) -> list[str]:
@@ -105,8 +110,7 @@ def test_a_store_failing_while_kernels_start_leaves_no_journal_and_no_run(projec
     assert lines[0].startswith(f"nbtrack sweep: cannot create the sweep's runs in {failing_store}")
     assert lines[0].endswith("nothing was run")
     recover = subprocess.run([sys.executable, "-m", "nbtrack", "recover"], cwd=project,
-                             capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "MLFLOW_TRACKING_URI": failing_store})
+                             capture_output=True, text=True, timeout=120, env=direct_env(failing_store))
     assert recover.returncode == 0, recover.stderr
     assert recover.stdout.startswith("delivered 0 of 0 journal(s), 0 run(s)"), recover.stdout
     assert "still open" not in recover.stdout

@@ -57,10 +57,13 @@ def check_reachable(tracking_uri: str) -> None:
     a store that is down would leave journals of runs that can never exist.
     """
     from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
 
     parts = urlsplit(tracking_uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return  # a local store, or one (databricks) only its client can reach
+    if parts.scheme in getproxies() and not proxy_bypass(parts.hostname):
+        return  # reached through a proxy: only MLflow's client can tell
     import socket
 
     port = parts.port or (443 if parts.scheme == "https" else 80)
