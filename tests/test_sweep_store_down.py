@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli_errors import closed_port
 
 pytestmark = pytest.mark.kernel
 pl = pytest.importorskip("polars")
 
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def direct_env(uri: str) -> dict[str, str]:
