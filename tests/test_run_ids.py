@@ -113,3 +113,32 @@ def test_magic_compare_takes_short_ids(shell, project: Path) -> None:
 
     with pytest.raises(UsageError, match="no run 0000ffff"):
         shell.run_line_magic("nbtrack", "compare 0000ffff")
+
+
+def test_a_store_that_is_not_sqlite_is_asked_through_mlflow(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's file store stands in for a tracking server: no SQLite file to read directly."""
+    from mlflow.tracking import MlflowClient
+
+    from nbtrack.project import Project
+    from nbtrack.store import StoreRef
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("nb.ipynb")
+    seen: dict[str, str] = {}
+    while True:  # two runs sharing a first character (17 runs at most)
+        run_id = client.create_run(experiment).info.run_id
+        if run_id[0] in seen:
+            break
+        seen[run_id[0]] = run_id
+    made = [*seen.values(), run_id]
+    ref = StoreRef(Project(tmp_path), uri)
+    assert resolve_run_id(ref, run_id[:8]) == run_id
+    assert resolve_run_id(ref, run_id) == run_id
+    with pytest.raises(UsageProblem, match=f"run id {run_id[0]} is ambiguous"):
+        resolve_run_id(ref, run_id[0])
+    unknown = next(p for p in (f"{i:08x}" for i in range(99)) if not any(r.startswith(p) for r in made))
+    with pytest.raises(NotFound, match=f"no run {unknown} in file://"):
+        resolve_run_id(ref, unknown)
