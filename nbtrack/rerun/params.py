@@ -63,7 +63,7 @@ def check_name(name: object, where: str = "") -> str:
 def _value(name: str, raw: str) -> Any:
     """One value of ``-p``: empty text (an unset shell variable) is a mistake, not ``""``."""
     if raw.strip() == "":
-        raise UsageProblem(f"-p {name}={raw}: empty value (an unset shell variable?); give a "
+        raise UsageProblem(f"-p {name}=: empty value (an unset shell variable?); give a "
                            f"value, e.g. -p {name}=0.1, or -p '{name}=json:\"\"' for an empty string")
     return parse_value(raw)
 
@@ -102,7 +102,6 @@ def parse_assignments(texts: Iterable[str]) -> dict[str, list[Any]]:
 def parse_override(name: str, raw: str) -> Any:
     """One re-run value as text (``-p name=value``, the panel's edited field): typed like
     papermill's ``-p``, ``json:...`` as JSON, a comma kept in a string, never empty."""
-    check_name(name, "-p: ")
     return _json(name, raw) if raw.startswith("json:") else _value(name, raw)
 
 
@@ -113,7 +112,8 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, Any]:
         name, sep, raw = text.partition("=")
         if not sep:
             raise UsageProblem(f"-p {text!r}: expected NAME=VALUE, e.g. -p max_depth=3")
-        overrides[name.strip()] = parse_override(name.strip(), raw)
+        name = check_name(name.strip(), "-p: ")
+        overrides[name] = parse_override(name, raw)
     return overrides
 
 
