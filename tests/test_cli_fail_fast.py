@@ -52,6 +52,7 @@ CASES = [
     (["sweep", "nb.ipynb", "-p", "class=1"], 2, "nbtrack sweep: -p: 'class' is not a valid"),
     (["demo", "-p", "max_depth="], 2, "nbtrack demo: -p max_depth=: empty value"),
     (["lake", "show"], 3, "nbtrack lake: no lake at"),
+    (["lake", "sql", "SELECT count(*) FROM runs"], 3, "nbtrack lake: no lake at"),
 ]
 
 
