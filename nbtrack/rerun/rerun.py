@@ -67,10 +67,11 @@ def rerun(
     """
     from nbtrack.query.lookup import resolve_run_id
     from nbtrack.query.store import resolve_store
+    from nbtrack.store import resolve
 
     say = warn or (lambda message: warnings.warn(message, stacklevel=3))
-    proj = Project(Path(project).resolve()) if project else Project.for_notebook(None)
-    ref = resolve_store(project=proj, tracking_uri=tracking_uri)
+    ref = resolve_store(project=project, tracking_uri=tracking_uri)
+    proj = ref.project
     run_id = resolve_run_id(ref, run_id)  # a wrong id fails here, before MLflow is imported
     store = Store.open(proj, ref.tracking_uri, create=False)
     original = store.get_run(run_id)
@@ -78,7 +79,7 @@ def rerun(
     if root is not None:
         check_inside_root(run_id, notebook, root)
     if notebook is not None and not project:
-        store.project = Project.for_notebook(notebook)
+        store.project = resolve(notebook).project
     workdir = store.project.outputs_dir / f"rerun-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
     source, base_params = _source_and_params(store, original, notebook, current, workdir)
     declared = params_mod.inspect_parameters(source)
