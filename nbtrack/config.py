@@ -59,6 +59,10 @@ class NbtrackConfig(Configurable):
     spark_schema = Unicode("", help="catalog.schema for the tables when writing through Spark.").tag(config=True)
     max_param_length = Int(6000, help="Longer param values are truncated (MLflow's limit).").tag(config=True)
     flush_timeout = Float(15.0, help="Seconds nbtrack.flush() and kernel exit wait for delivery.").tag(config=True)
+    delivery_retry_hours = Float(
+        12.0, help="Hours the delivery process keeps retrying an unreachable store after the last kernel "
+        "ended; then the backlog waits in the journal for the next kernel or `nbtrack recover`.",
+    ).tag(config=True)
 
 
 def _parse_value(raw: str) -> Any:

@@ -82,8 +82,8 @@ class NbtrackMagics(Magics):
         delivered = status.get("delivered", {})
         lines.append(f"events: {s.journal.seq} written, delivered: "
                      + (", ".join(f"{k} {v}" for k, v in delivered.items()) or "none yet"))
-        for error in status.get("errors", {}).values():
-            lines.append(f"problem: {error['message']}")
+        for problem in s.delivery.current_problems() if s.delivery is not None else []:
+            lines.append(f"problem: {problem}")
         print("\n".join(lines))
 
     def _runs(self, args: list[str]) -> Any:

@@ -86,3 +86,32 @@ def test_an_archived_journal_keeps_its_run_index(project):
     assert (done / "s1.jsonl").is_file() and (done / "s1.runs.json").is_file()
     assert not list((project / ".nbtrack" / "journal").glob("s1.*"))
     shutil.rmtree(done)
+
+
+def test_a_start_found_ahead_of_its_batch_never_hides_later_points_on_replay(project, monkeypatch):
+    """The run's start lies beyond the batch, and delivery crashed after the first batch (before
+    saving its cursor): the replay takes the start from ahead and still logs every point once."""
+    from nbtrack.delivery import deliverer as module
+
+    monkeypatch.setattr(module, "BATCH", 10)
+    proj = Project(project)
+    journal = JournalWriter(proj.journal_dir, "s1")
+    journal.append("session_start", pid=1, pid_started=None, host=socket.gethostname() + "-elsewhere",
+                   python="3", executable="python", cwd=str(project), version="t", delivery="process")
+    for step in range(30):
+        journal.append("metric", run="k1", key="loss", value=step / 10, step=step, cell_id=None, exec_count=1)
+    journal.append("run_start", run="k1", experiment="nb.ipynb", notebook=None, project=str(project),
+                   tracking_uri=resolve(project=proj).tracking_uri, name=None, parent_run_id=None, origin="interactive",
+                   tags={"nbtrack.run_key": "k1"}, papermill_input=None, papermill_output=None,
+                   adopted=False, mlflow_run_id=None)
+    journal.append("run_end", run="k1", status="FINISHED", notebook=None, papermill_output=None, out_of_order=[])
+    first = Deliverer(proj)
+    first.run_once()  # one batch of each sink
+    first.close()
+    (proj.journal_dir / "s1.mlflow.cursor").unlink()  # lost: as if it crashed before writing it
+    (proj.journal_dir / "s1.runs.json").unlink()
+    deliver_all(project)
+    (run,) = all_runs(project)
+    assert run.info.status == "FINISHED"
+    history = client_for(project).get_metric_history(run.info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(step, step / 10) for step in range(30)]

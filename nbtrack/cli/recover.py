@@ -24,9 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
-    from nbtrack.delivery.daemon import serve
-    from nbtrack.delivery.state import RunIndex
+    from nbtrack.delivery.daemon import ALREADY_RUNNING, pid_path, serve
+    from nbtrack.delivery.deliverer import process_alive
+    from nbtrack.delivery.launcher import daemon_alive
+    from nbtrack.delivery.state import RunIndex, Status
     from nbtrack.journal import list_journals
 
     project = Project(find_project_root(args.project or Path.cwd()))
@@ -35,13 +38,33 @@ def run(args: argparse.Namespace) -> int:
     pending = [j.session for j in list_journals(project.journal_dir)]
     console = Console()
     with console.status(f"delivering {len(pending)} journal(s)…"):
-        serve(project, idle_exit=0, once=True)
-    left = {j.session for j in list_journals(project.journal_dir)}
+        busy = serve(project, idle_exit=0, once=True) == ALREADY_RUNNING
+    left = {j.session: j for j in list_journals(project.journal_dir)}
     done_dir = project.journal_dir / "done"
     runs = 0
     for session in pending:
-        folder = done_dir if session not in left else project.journal_dir
-        runs += len(RunIndex(folder, session))
-    console.print(f"delivered {len(pending) - len(left)} of {len(pending)} journal(s), "
-                  f"{runs} run(s); {len(left)} still open (kernels running or a store unreachable)")
+        runs += len(RunIndex(done_dir if session not in left else project.journal_dir, session))
+    summary = f"delivered {len(pending) - len(left)} of {len(pending)} journal(s), {runs} run(s)"
+    console.print(summary + (f"; {len(left)} still open:" if left else ""))
+    daemon = daemon_alive(project)
+    for session in pending:
+        if session in left:
+            status = Status(project.journal_dir, session)
+            header = left[session].header() or {}
+            lines = status.problems(retrying=daemon)
+            if process_alive(header):
+                lines.insert(0, f"its kernel is still running (pid {header.get('pid')})")
+            elif not lines:
+                lines = ["not delivered yet (nothing failed): run `nbtrack recover` again"]
+        else:
+            lines = Status(done_dir, session).problems()
+        for line in lines:
+            console.print(f"  {session}: {escape(line)}", soft_wrap=True)
+    if left and daemon:
+        pid = pid_path(project).read_text().strip() if pid_path(project).exists() else "?"
+        console.print(f"the delivery process (pid {pid}) {'holds these journals and ' if busy else ''}"
+                      "keeps delivering them", soft_wrap=True)
+    elif left:
+        console.print("nothing retries them now: a kernel of this project, or `nbtrack recover` again, "
+                      "delivers them once the store is reachable", soft_wrap=True)
     return 0

@@ -3,7 +3,9 @@
 Started on demand by the first kernel that needs it, detached in its own
 session so a kernel killed by papermill or by the user leaves nothing
 undelivered. A lock file keeps it single-instance per project; it exits once
-no kernel of the project is alive and nothing has moved for a while.
+no kernel of the project is alive and nothing has moved for a while, unless it
+still holds undelivered events (a store that is down): then it keeps retrying,
+with backoff, for ``delivery_retry_hours`` after its last progress.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from nbtrack import env
 from nbtrack.project import Project
 
+log = logging.getLogger(__name__)
+
 POLL_BUSY = 0.1
 POLL_IDLE = 0.5
 
@@ -30,8 +34,15 @@ def pid_path(project: Project) -> Path:
     return project.state_dir / "delivery.pid"
 
 
-def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
-    """Deliver until idle (or one full pass with ``once``); returns 0, or 1 if another instance runs."""
+ALREADY_RUNNING = 1
+
+
+def serve(project: Project, *, idle_exit: float, give_up: float = float("inf"), once: bool = False) -> int:
+    """Deliver until idle (or one full pass with ``once``); returns 0, or ``ALREADY_RUNNING``.
+
+    With undelivered events left it does not idle out: it retries until ``give_up``
+    seconds have passed without progress, and then says so in the journals' status.
+    """
     from filelock import FileLock, Timeout
 
     from nbtrack.delivery.deliverer import Deliverer
@@ -41,12 +52,12 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
     try:
         lock.acquire(timeout=0 if not once else 10)
     except Timeout:
-        return 1
+        return ALREADY_RUNNING
     try:
         pid_path(project).write_text(str(os.getpid()))
         deliverer = Deliverer(project)
         _warm_store(project)
-        last_move = time.monotonic()
+        last_active = time.monotonic()  # events moved, or a kernel was alive
         try:
             while True:
                 moved = deliverer.run_once()
@@ -56,10 +67,18 @@ def serve(project: Project, *, idle_exit: float, once: bool = False) -> int:
                     return 0
                 now = time.monotonic()
                 live = True if moved else deliverer.live_sessions() > 0
-                if moved:
-                    last_move = now
-                elif now - last_move > idle_exit and not live:
-                    return 0
+                if live:
+                    last_active = now
+                elif now - last_active > idle_exit:
+                    backlog = deliverer.backlog()
+                    if not backlog:
+                        return 0
+                    if now - last_active > give_up:
+                        deliverer.give_up()
+                        log.warning("giving up after %.1f h without progress: %d journal(s) keep their "
+                                    "events for the next kernel or `nbtrack recover`",
+                                    give_up / 3600, len(backlog))
+                        return 0
                 # A live kernel may append at any moment: look often (a pass costs a few stat calls).
                 time.sleep(POLL_BUSY if live else POLL_IDLE)
         finally:
@@ -80,7 +99,7 @@ def _warm_store(project: Project) -> None:
     try:
         open_client(resolve(project=project).tracking_uri)
     except Exception as exc:  # noqa: BLE001 - delivery reports store problems per journal
-        logging.getLogger(__name__).warning("store not ready yet: %s", exc)
+        log.warning("store not ready yet: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    return serve(Project(args.project.resolve()), idle_exit=args.idle_exit)
+    from nbtrack.config import project_config
+
+    project = Project(args.project.resolve())
+    give_up = project_config(project.root).delivery_retry_hours * 3600
+    serve(project, idle_exit=args.idle_exit, give_up=give_up)
+    return 0  # also when another instance delivers: exit 1 means this one failed
 
 
 if __name__ == "__main__":

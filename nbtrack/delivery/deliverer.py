@@ -4,25 +4,37 @@ The same loop runs in the per-project delivery process and, where that cannot
 start, in a thread of the kernel. Each sink has its own cursor per journal, so
 a sink that is down (a tracking server, an unwritable lake) keeps its backlog
 without holding the others back, and catches up when it is back.
+
+A run's ``run_start`` may come any number of events after the run's first
+events (capture writes it once it knows the notebook; recovery appends it at
+the end). Batches stay bounded: a streaming look-ahead keeps only the run
+starts it finds, and hands the first sink those of the runs in its batch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from nbtrack.delivery.state import Cursor, RunIndex, Status
 from nbtrack.events import Event
-from nbtrack.journal import JournalFile, list_journals, read_events
+from nbtrack.journal import JournalFile, find_events, last_event, list_journals, read_events, torn_tail
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon, Sink
 
+log = logging.getLogger(__name__)
+
 BATCH = 20000  # events per sink call (MLflow chunks them by its own limits)
 _BACKOFF_MAX = 30.0
+_HEADER_GRACE = 60.0  # seconds a journal without a whole first line may still be being written
 
 
 def make_sinks(project: Project) -> list[Sink]:
@@ -62,6 +74,28 @@ def process_alive(header: Event | None) -> bool:
         return False
 
 
+class RunStarts:
+    """The ``run_start`` events of one journal, found by a streaming scan that holds nothing else.
+
+    The scan resumes where it stopped, so a journal is read ahead once however often
+    delivery asks; starts are dropped once their run has an MLflow id.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._found: dict[str, Event] = {}
+
+    def find(self, runs: Collection[str], index: Mapping[str, str]) -> dict[str, Event]:
+        """The start events of ``runs`` found anywhere in the journal so far."""
+        if any(run not in self._found for run in runs):
+            starts, self._offset = find_events(self.path, "run_start", self._offset)
+            self._found.update((e["run"], e) for e in starts if e.get("run") and e["run"] not in index)
+        for run in [r for r in self._found if r in index]:
+            del self._found[run]
+        return {run: self._found[run] for run in runs if run in self._found}
+
+
 class Deliverer:
     def __init__(self, project: Project, *, sessions: set[str] | None = None,
                  sinks: list[Sink] | None = None) -> None:
@@ -69,7 +103,9 @@ class Deliverer:
         self.only = sessions  # a kernel thread delivers only its own journal
         self.sinks = sinks if sinks is not None else make_sinks(project)
         self._retry_at: dict[tuple[str, str], tuple[float, float]] = {}
+        self._waiting: dict[tuple[str, str], tuple[int, int]] = {}  # (journal size, runs) it waited at
         self._headers: dict[str, Event | None] = {}
+        self._starts: dict[str, RunStarts] = {}
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -97,34 +133,60 @@ class Deliverer:
             self._headers[journal.session] = journal.header()
         return self._headers[journal.session]
 
+    def backlog(self) -> list[str]:
+        """Sessions whose journal holds events some sink has not taken yet."""
+        waiting = []
+        for journal in list_journals(self.project.journal_dir):
+            if self.only is not None and journal.session not in self.only:
+                continue
+            size = _size(journal.path)
+            if any(Cursor(journal.folder, journal.session, sink.name).load()[0] < size
+                   for sink in self.sinks):
+                waiting.append(journal.session)
+        return waiting
+
+    def give_up(self) -> None:
+        """Stop retrying (the delivery process is leaving): say so where users look."""
+        for session in self.backlog():
+            Status(self.project.journal_dir, session).gave_up()
+
     def deliver_journal(self, journal: JournalFile) -> bool:
         index = RunIndex(journal.folder, journal.session)
         status = Status(journal.folder, journal.session)
+        size = _size(journal.path)
         moved = False
         for sink in self.sinks:
+            first = sink is self.sinks[0]
             key = (journal.session, sink.name)
             retry_at, delay = self._retry_at.get(key, (0.0, 0.0))
-            if time.monotonic() < retry_at:
-                continue
+            if time.monotonic() < retry_at or self._waiting.get(key) == (size, len(index)):
+                continue  # backing off, or waiting for a run start / run id that has not come yet
             cursor = Cursor(journal.folder, journal.session, sink.name)
             offset, _ = cursor.load()
+            if offset >= size:
+                continue
             events: list[Event] = []
             ends: list[int] = []
             for event, end in read_events(journal.path, offset, limit=BATCH):
                 events.append(event)
                 ends.append(end)
-            batch = deliverable(events, index, first=sink is self.sinks[0])
+            ahead = self._starts_ahead(journal, events, index) if first else {}
+            batch = deliverable(events, index, startable=ahead.keys() if first else (), first=first)
             if not batch:
+                self._waiting[key] = (size, len(index))
                 continue
+            self._waiting.pop(key, None)
             try:
-                sink.deliver(batch, journal_dir=journal.folder, run_ids=index)
+                sink.deliver([*ahead.values(), *batch], journal_dir=journal.folder, run_ids=index)
             except RetrySoon:
                 self._retry_at[key] = (time.monotonic() + 0.1, 0.0)
                 continue
             except Exception as exc:  # noqa: BLE001 - keep the backlog, retry later
                 delay = min(max(1.0, delay * 2), _BACKOFF_MAX)
                 self._retry_at[key] = (time.monotonic() + delay, delay)
-                status.update(sink.name, error=_describe(sink.name, exc))
+                message = _describe(sink.name, exc)
+                if status.update(sink.name, error=message, retry_in=delay):
+                    log.warning("%s: %s", journal.session, message)
                 continue
             self._retry_at.pop(key, None)
             if not journal.path.exists():
@@ -134,10 +196,28 @@ class Deliverer:
             moved = True
         return moved
 
+    def _starts_ahead(self, journal: JournalFile, events: list[Event], index: RunIndex) -> dict[str, Event]:
+        """Start events, further on in the journal, of the runs this batch has events of but no start."""
+        started = {e.get("run") for e in events if e.get("type") == "run_start"}
+        unknown = {run for e in events if (run := e.get("run")) and run not in index and run not in started}
+        if not unknown:
+            return {}
+        scan = self._starts.setdefault(journal.session, RunStarts(journal.path))
+        return scan.find(unknown, index)
+
     # -- dead kernels --------------------------------------------------------------------------
 
     def _recover(self, journal: JournalFile) -> bool:
         """Close the runs of a kernel that died: append their run_end (KILLED) and session_end."""
+        torn = torn_tail(journal.path)
+        if not torn:
+            last_written = last_event(journal.path)
+            if last_written is None or last_written.get("type") == "session_end":
+                return False  # nothing written yet, or already closed: no scan
+        elif self._header(journal) is None and time.time() - _mtime(journal.path) < _HEADER_GRACE:
+            return False  # a kernel may be writing its first line right now
+        else:
+            self._end_torn_line(journal, torn)
         last: Event | None = None
         open_runs: dict[str, None] = {}
         started: set[str] = set()
@@ -150,9 +230,11 @@ class Deliverer:
                 open_runs[run] = None
             if event.get("type") == "run_end":
                 open_runs.pop(run, None)
-        if last is None or last.get("type") == "session_end":
+        if last is None and not torn:
             return False
-        seq = int(last.get("seq", 0))
+        if last is not None and last.get("type") == "session_end":
+            return bool(torn)
+        seq = int((last or {}).get("seq", 0))
         lines = []
         header = self._header(journal) or {}
         for run in open_runs:
@@ -167,8 +249,26 @@ class Deliverer:
         seq += 1
         lines.append(_synthetic(journal.session, seq, "session_end", recovered=True))
         with open(journal.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(line) + "\n" for line in lines))
+            f.write("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
         return True
+
+    def _end_torn_line(self, journal: JournalFile, torn: bytes) -> None:
+        """End the line a dying kernel left half-written, so it stays one line of its own.
+
+        Without its newline, the events recovery appends would merge into it and be lost.
+        A fragment that does not parse is skipped by every reader; say so once.
+        """
+        with open(journal.path, "ab") as f:
+            f.write(b"\n")
+        try:
+            json.loads(torn)
+            return  # only its newline was missing: a whole event, delivered as any other
+        except ValueError:
+            pass
+        note = (f"the last line of journal {journal.session} ({len(torn)} bytes) was torn when its "
+                "kernel died and was skipped; every event before it is delivered")
+        log.warning("%s", note)
+        Status(journal.folder, journal.session).note("torn", note)
 
     def _archive_if_done(self, journal: JournalFile) -> None:
         size = journal.path.stat().st_size if journal.path.exists() else 0
@@ -176,9 +276,7 @@ class Deliverer:
             offset, _ = Cursor(journal.folder, journal.session, sink.name).load()
             if offset < size:
                 return
-        last = None
-        for event, _ in read_events(journal.path, max(0, size - 4096)):
-            last = event
+        last = last_event(journal.path)
         if last is None or last.get("type") != "session_end":
             return
         done = journal.folder / "done"
@@ -189,6 +287,7 @@ class Deliverer:
             else:
                 os.replace(path, done / path.name)
         self._headers.pop(journal.session, None)
+        self._starts.pop(journal.session, None)
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -198,20 +297,39 @@ class Deliverer:
                 pass
 
 
-def deliverable(events: list[Event], index: RunIndex, *, first: bool) -> list[Event]:
+def deliverable(events: list[Event], index: Mapping[str, str], *, startable: Collection[str] = (),
+                first: bool) -> list[Event]:
     """The prefix of ``events`` a sink can take now.
 
-    The first sink (MLflow) can take a run's events once the batch holds its
-    ``run_start`` (a recovered run's start comes after its events, so the sink
-    handles starts first); the other sinks once MLflow has given the run an id.
+    The first sink (MLflow) can take a run's events once it has the run's
+    ``run_start``: in the batch, or found further on (``startable``); it handles
+    starts before other events. The other sinks wait until MLflow has given the
+    run an id.
     """
-    startable = {e.get("run") for e in events if e.get("type") == "run_start"} if first else set()
+    if first:
+        startable = {*startable, *(e.get("run") for e in events if e.get("type") == "run_start")}
+    else:
+        startable = ()
     for i, event in enumerate(events):
         run = event.get("run")
         if run is None or run in index or run in startable:
             continue
         return events[:i]
     return events
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _synthetic(session: str, seq: int, type_: str, **payload: Any) -> Event:
@@ -231,6 +349,23 @@ def _fallback_start(project: Project, run: str, session: str, header: Event) -> 
             "tags": {tags.RUN_KEY: run, tags.SESSION: session, tags.NOTEBOOK: "untitled"}}
 
 
-def _describe(sink: str, exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{sink} delivery failing: {text[:300]} (events are kept in the journal and retried)"
+_URL = re.compile(r"\bhttps?://[^/\s'\"()]+")
+_UNREACHABLE = ("connection refused", "max retries exceeded", "failed to establish", "timed out",
+                "name or service not known", "nodename nor servname", "temporary failure in name",
+                "connection aborted", "connection reset", "remote end closed")
+
+
+def _describe(sink: str, exc: BaseException) -> str:
+    """One readable line for the kernel and ``%nbtrack status``, not an exception's repr."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    causes = [exc]
+    while causes[-1].__cause__ is not None and len(causes) < 10:
+        causes.append(causes[-1].__cause__)
+    detail = " ".join(f"{type(c).__name__} {c}" for c in causes).lower()
+    url = _URL.search(text)
+    if url and (any(word in detail for word in _UNREACHABLE) or
+                any(isinstance(c, ConnectionError) for c in causes)):
+        return f"{sink} delivery failing: cannot reach {url.group(0)}; events are kept and retried"
+    if len(text) > 200:
+        text = text[:200].rsplit(" ", 1)[0] + " …"
+    return f"{sink} delivery failing: {text}; events are kept and retried"

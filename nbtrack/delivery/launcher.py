@@ -12,12 +12,18 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from nbtrack.delivery.state import Status
 from nbtrack.project import Project
 
 _RESPAWN_GRACE = 5.0  # seconds a freshly spawned process gets to take its lock
+_RESPAWN_MAX = 300.0  # while it keeps failing, respawn at most this rarely
+
+
+def log_path(project: Project) -> Path:
+    return project.state_dir / "delivery.log"
 
 
 def daemon_alive(project: Project) -> bool:
@@ -37,7 +43,7 @@ def daemon_alive(project: Project) -> bool:
 
 def spawn_daemon(project: Project) -> subprocess.Popen[bytes]:
     project.ensure()
-    log = open(project.state_dir / "delivery.log", "ab")  # noqa: SIM115 - handed to the child
+    log = open(log_path(project), "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "nbtrack.delivery.daemon", str(project.root)],
@@ -86,6 +92,10 @@ class _Handle:
     def poke(self) -> list[str]:
         return self.problems()
 
+    def current_problems(self) -> list[str]:
+        """Every problem delivery has now, with its retry state (for ``%nbtrack status``)."""
+        return self.status.problems()
+
     def stop(self, timeout: float) -> None:
         pass
 
@@ -94,17 +104,57 @@ class ProcessDelivery(_Handle):
     def __init__(self, project: Project, session: str) -> None:
         super().__init__(project, session)
         self._spawned_at = 0.0
-        self.ensure()
+        self._grace = _RESPAWN_GRACE
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+        self.start_problem: str | None = None  # why the last spawned process failed
+        self._spawn()
 
     def ensure(self) -> None:
-        if time.monotonic() - self._spawned_at < _RESPAWN_GRACE or daemon_alive(self.project):
+        self._check_spawned()
+        if time.monotonic() - self._spawned_at < self._grace:
             return
-        spawn_daemon(self.project)
+        if daemon_alive(self.project):
+            self.start_problem, self._grace = None, _RESPAWN_GRACE
+            return
+        try:
+            self._spawn()
+        except OSError as exc:  # no such interpreter, too many processes...
+            self._failed(f"{type(exc).__name__}: {exc}")
+
+    def _spawn(self) -> None:
         self._spawned_at = time.monotonic()
+        try:
+            self._log_offset = log_path(self.project).stat().st_size
+        except OSError:
+            self._log_offset = 0
+        self._process = spawn_daemon(self.project)
+
+    def _check_spawned(self) -> None:
+        """Did the process this kernel started fail? (Exit 0: idle, or another one delivers.)"""
+        if self._process is None or self._process.poll() is None:
+            return
+        code, self._process = self._process.returncode, None
+        if code > 0:
+            self._failed(_last_line(log_path(self.project), self._log_offset) or f"exit code {code}")
+        else:
+            self.start_problem, self._grace = None, _RESPAWN_GRACE
+
+    def _failed(self, reason: str) -> None:
+        self.start_problem = (f"the delivery process could not start ({reason}); events are kept in the "
+                              f"journal and delivered once it can; see {log_path(self.project)}")
+        self._grace = min(self._grace * 2, _RESPAWN_MAX)
 
     def poke(self) -> list[str]:
         self.ensure()
-        return self.problems()
+        new = self.problems()
+        if self.start_problem is not None and self.start_problem not in self._shown:
+            self._shown.add(self.start_problem)
+            new.append(self.start_problem)
+        return new
+
+    def current_problems(self) -> list[str]:
+        return ([self.start_problem] if self.start_problem else []) + super().current_problems()
 
     def stop(self, timeout: float) -> None:
         self.ensure()  # make sure someone delivers what this kernel leaves behind
@@ -136,6 +186,18 @@ class ThreadDelivery(_Handle):
             while self._deliverer.run_once() and time.monotonic() < deadline:
                 pass
             self._deliverer.close()
+
+
+def _last_line(path: Path, offset: int) -> str:
+    """The last non-blank line written to ``path`` after ``offset`` (a traceback's last line says why)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(offset, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def start_delivery(project: Project, session: str, config: Any) -> _Handle:

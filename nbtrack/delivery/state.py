@@ -70,7 +70,12 @@ class RunIndex(Mapping[str, str]):
 
 
 class Status:
-    """What the kernel shows: how far delivery got, and what is failing now."""
+    """What the kernel shows: how far delivery got, and what is failing now.
+
+    ``errors`` holds one entry per failing sink: its message, since when, how many
+    attempts and when the next one is due (or when the delivery process gave up);
+    ``notes`` holds things said once about the journal (a torn last line).
+    """
 
     def __init__(self, journal_dir: Path, session: str) -> None:
         self.path = journal_dir / f"{session}.status.json"
@@ -78,14 +83,64 @@ class Status:
     def read(self) -> dict[str, Any]:
         return _read_json(self.path, {"delivered": {}, "errors": {}})
 
-    def update(self, sink: str, *, seq: int | None = None, error: str | None = None) -> None:
+    def update(self, sink: str, *, seq: int | None = None, error: str | None = None,
+               retry_in: float | None = None) -> bool:
+        """Record progress or a failure; True when ``error`` is a new message for this sink."""
         value = self.read()
         if seq is not None:
             value.setdefault("delivered", {})[sink] = seq
         errors = value.setdefault("errors", {})
+        new = False
         if error is None:
             errors.pop(sink, None)
-        elif errors.get(sink, {}).get("message") != error:
-            errors[sink] = {"message": error, "since": time.time()}
+        else:
+            entry = errors.get(sink, {})
+            if entry.get("message") != error:
+                entry, new = {"message": error, "since": time.time()}, True
+            entry["attempts"] = int(entry.get("attempts", 0)) + 1
+            entry.pop("gave_up", None)
+            if retry_in is not None:
+                entry["retry_at"] = time.time() + retry_in
+            errors[sink] = entry
         value["updated"] = time.time()
         _write_json(self.path, value)
+        return new
+
+    def gave_up(self) -> None:
+        """The delivery process stopped retrying; the backlog waits for a kernel or ``nbtrack recover``."""
+        value = self.read()
+        for entry in value.get("errors", {}).values():
+            entry["gave_up"] = time.time()
+            entry.pop("retry_at", None)
+        value["updated"] = time.time()
+        _write_json(self.path, value)
+
+    def note(self, key: str, message: str) -> None:
+        value = self.read()
+        value.setdefault("notes", {})[key] = message
+        _write_json(self.path, value)
+
+    def problems(self, *, retrying: bool = True) -> list[str]:
+        """One line per current problem, with its retry state, for ``%nbtrack status`` and the CLI.
+
+        ``retrying``: a deliverer is running and will try again (else no "next in").
+        """
+        value = self.read()
+        lines = []
+        for entry in value.get("errors", {}).values():
+            state = f"failing since {_clock(entry.get('since'))}, {entry.get('attempts', 1)} attempt(s)"
+            if entry.get("gave_up"):
+                state += (f"; the delivery process stopped retrying at {_clock(entry['gave_up'])}: "
+                          "a new kernel or `nbtrack recover` delivers the backlog")
+            elif retrying and entry.get("retry_at"):
+                state += f", next in {max(0, round(float(entry['retry_at']) - time.time()))} s"
+            lines.append(f"{entry['message']} ({state})")
+        lines.extend(value.get("notes", {}).values())
+        return lines
+
+
+def _clock(t: Any) -> str:
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(float(t)))
+    except (TypeError, ValueError):
+        return "?"

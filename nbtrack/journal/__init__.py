@@ -5,7 +5,15 @@ blobs (figures and other files, ``<session>.blobs/``). A line is only complete
 once its newline is written, so a reader never sees half an event.
 """
 
-from nbtrack.journal.reader import JournalFile, list_journals, read_events
+from nbtrack.journal.reader import (
+    JournalFile,
+    find_events,
+    last_event,
+    list_journals,
+    read_events,
+    torn_tail,
+)
 from nbtrack.journal.writer import JournalWriter
 
-__all__ = ["JournalFile", "JournalWriter", "list_journals", "read_events"]
+__all__ = ["JournalFile", "JournalWriter", "find_events", "last_event", "list_journals", "read_events",
+           "torn_tail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,3 +64,72 @@ def read_events(
                     return
     except FileNotFoundError:
         return
+
+
+def find_events(path: Path, type_: str, offset: int = 0) -> tuple[list[Event], int]:
+    """The events of one type from ``offset``, and the offset after the last whole line.
+
+    Only lines that mention the type are parsed and only matching events are kept,
+    so delivery can look far ahead (a run's start after a million points) cheaply
+    and in little memory.
+    """
+    needle = json.dumps(type_).encode()
+    found: list[Event] = []
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break
+                offset += len(raw)
+                if needle not in raw:
+                    continue
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if event.get("type") == type_:
+                    found.append(event)
+    except FileNotFoundError:
+        pass
+    return found, offset
+
+
+def torn_tail(path: Path) -> bytes:
+    """What follows the last newline: a line its writer never finished (empty if none).
+
+    Only a dead writer leaves one for good: the kernel was killed mid-write.
+    """
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            position = end
+            while position > 0:
+                step = min(65536, position)
+                position -= step
+                f.seek(position)
+                newline = f.read(step).rfind(b"\n")
+                if newline >= 0:
+                    position += newline + 1
+                    break
+            f.seek(position)
+            return f.read(end - position)
+    except FileNotFoundError:
+        return b""
+
+
+def last_event(path: Path) -> Event | None:
+    """The last whole event of a journal (read from its end: no scan)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    window = 4096
+    while True:
+        last = None
+        start = max(0, size - window)
+        for event, _ in read_events(path, start):
+            last = event
+        if last is not None or start == 0:
+            return last
+        window *= 16

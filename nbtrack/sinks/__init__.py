@@ -9,6 +9,12 @@ The MLflow sink runs first and assigns every nbtrack run key an MLflow run id;
 the other sinks get that mapping (``run_ids``) and identify runs by the MLflow
 run id, so every surface shows one id per run. An event whose run has no MLflow
 id yet is held back by the delivery loop until it has one.
+
+A run's ``run_start`` can come many events after the run's first events. The
+first sink therefore also gets, at the head of a batch, the starts (found
+further on in the journal) of runs in the batch: it starts runs before taking
+other events, and a ``run_start`` never counts as delivered (no exactly-once
+mark), since it may be out of journal order.
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ class MlflowSink:
         pending: dict[str, tuple[str, _Pending]] = {}  # run id -> (tracking uri, what to log)
         for event in events:
             key = event.get("run")
-            if key is None or key not in index:
-                continue
+            if key is None or key not in index or event["type"] == "run_start":
+                continue  # a start may come ahead of its place in the journal: never a journal mark
             info = index.info(key)
             client = open_client(info["tracking_uri"])
             run_id = info["run_id"]
