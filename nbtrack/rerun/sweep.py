@@ -56,8 +56,8 @@ from nbtrack.rerun.store import (
     Store,
     check_reachable,
     latest_attempts,
-    resolve_tracking_uri,
 )
+from nbtrack.store import resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,9 +188,8 @@ def _prepare_new(
     run_dir = Path(cwd).expanduser().resolve() if cwd else notebook.parent
     if not run_dir.is_dir():
         raise NotFound(f"working directory not found: {run_dir}")
-    proj = Project(Path(project).resolve()) if project else Project.for_notebook(notebook)
-
-    uri = resolve_tracking_uri(proj, tracking_uri)
+    resolved = resolve(notebook, project=project, tracking_uri=tracking_uri)
+    proj, uri = resolved.project, resolved.tracking_uri
     check_reachable(uri)
     sweep_id = new_sweep_id()
     if executor is not None:  # workers import papermill while we set up the store and runs
@@ -226,11 +225,9 @@ def _prepare_resume(
 ) -> tuple[SweepPlan, Store, list[int], ParentJournal | None]:
     """The sweep's plan, the combinations whose newest attempt did not finish, and (when
     there are some) the parent run, RUNNING again, with this attempt's journal."""
-    if project:
-        proj = Project(Path(project).resolve())
-    else:
-        proj = Project.for_notebook(Path(notebook).resolve() if notebook else None)
-    check_reachable(resolve_tracking_uri(proj, tracking_uri))
+    resolved = resolve(Path(notebook).resolve() if notebook else None, project=project, tracking_uri=tracking_uri)
+    proj = resolved.project
+    check_reachable(resolved.tracking_uri)
     try:
         store = Store.open(proj, tracking_uri, create=False)
     except NotFound as exc:
