@@ -189,3 +189,20 @@ def test_papermill_params_injected_above_load_ext_are_logged(project):
     (run,) = finished(project)
     assert run.data.params == {"N": "5", "label": "five"}
     assert run.data.metrics == {"val_loss": 0.5}
+
+
+def test_cells_with_the_same_source_are_told_apart_under_papermill(project):
+    """Papermill sends no cell ids: a cell whose source repeats an earlier cell's is the next such
+    cell below the one that ran before, not the first one (which made a top-to-bottom run look out
+    of order and put its figures under the first cell's id)."""
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"
+    nb = write_notebook(project / "repeat.ipynb", ["%load_ext nbtrack", plot, "x = 1", plot, "y = 2", plot])
+    subprocess.run([sys.executable, "-m", "papermill", "repeat.ipynb", "out.ipynb"],
+                   cwd=project, check=True, capture_output=True)
+    (run,) = finished(project)
+    assert "nbtrack.out_of_order" not in run.data.tags
+    figures = [p for p in artifact_paths(project, run) if p.startswith("figures/")]
+    assert figures == sorted(f"figures/{n}-{nb.cells[i].id}-0.png" for n, i in [(2, 1), (4, 3), (6, 5)])
+    local = client_for(project).download_artifacts(run.info.run_id, "nbtrack/cells.json")
+    records = json.loads(Path(local).read_text())
+    assert [r["cell_id"] for r in records] == [cell.id for cell in nb.cells]

@@ -359,7 +359,7 @@ class NotebookFile:
     path: Path | None
     _mtime: float = -1.0
     _by_id: dict[str, CellRef] = field(default_factory=dict)
-    _by_source: dict[str, CellRef] = field(default_factory=dict)
+    _by_source: dict[str, list[CellRef]] = field(default_factory=dict)  # in notebook order
 
     def _refresh(self) -> None:
         if self.path is None:
@@ -383,13 +383,19 @@ class NotebookFile:
             code_index += 1
             if ref.cell_id:
                 self._by_id[ref.cell_id] = ref
-            self._by_source.setdefault("".join(cell.get("source", "")).strip(), ref)
+            self._by_source.setdefault("".join(cell.get("source", "")).strip(), []).append(ref)
 
-    def find(self, cell_id: str | None, source: str) -> CellRef | None:
+    def find(self, cell_id: str | None, source: str, after: int | None = None) -> CellRef | None:
+        """The cell with this id, else with this source: of several cells with the same source,
+        the first one below ``after`` (the index of the cell that ran before), else the first."""
         self._refresh()
         if cell_id and cell_id in self._by_id:
             return self._by_id[cell_id]
-        return self._by_source.get(source.strip())
+        refs = self._by_source.get(source.strip())
+        if not refs:
+            return None
+        below = [ref for ref in refs if after is not None and ref.index is not None and ref.index > after]
+        return below[0] if below else refs[0]
 
     def has_source(self, source: str) -> bool:
         self._refresh()

@@ -116,6 +116,7 @@ class TrackingSession:
         self.skip_next = False
         self.idle = False  # after %nbtrack end: only a real cell starts the next run
         self.sources: list[str] = []  # executed sources until the notebook is known
+        self.last_index: int | None = None  # notebook index of the cell that ran last
         self.under_papermill = False
         self.delivery: Any = None
         self._first_run = True
@@ -497,7 +498,7 @@ class TrackingSession:
     # -- cells ----------------------------------------------------------------------------------
 
     def pre_cell(self, raw: str, cell_id: str | None, exec_count: int) -> None:
-        ref = self.nbfile.find(cell_id, raw)
+        ref = self.nbfile.find(cell_id, raw, after=self.last_index)
         if cell_id is None and ref is not None:  # papermill sends no ids: matched by source, for figures
             cell_id = ref.cell_id
         self.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time(), ref=ref)
@@ -535,7 +536,7 @@ class TrackingSession:
         if self.notebook is None and not run.started:  # give up once the run settled on "untitled"
             self.sources.append(raw)
             self._retry_detection()
-        ref = cell.ref or self.nbfile.find(cell.cell_id, raw)  # the %load_ext cell had no pre_cell
+        ref = cell.ref or self.nbfile.find(cell.cell_id, raw, after=self.last_index)  # %load_ext had no pre_cell
         cell_id = cell.cell_id or (ref.cell_id if ref else None)
         cell.cell_id = cell_id
         tree = _parse(self.shell, raw)
@@ -563,6 +564,7 @@ class TrackingSession:
         index = ref.index if ref else None
         if index is not None:
             run.executions.append((index, cell_id or f"#{index}"))
+            self.last_index = index
         self._emit(
             "cell", exec_count=exec_count, cell_id=cell_id, source=raw,
             source_sha=nbdetect.source_sha(raw), start=cell.start, duration_s=round(duration, 6),
