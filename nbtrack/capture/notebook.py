@@ -44,6 +44,9 @@ class Detection:
     told: str | None = None  # NBTRACK_NOTEBOOK as it was when this detection ran
 
 
+NBCONVERT = "nbconvert command line"  # Detection.how of a kernel run by nbconvert / jupyter execute
+
+
 def source_sha(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -187,7 +190,7 @@ def _nbconvert_from_cmdline(cmdline: list[str], parent_cwd: Path, sources: list[
     if not paths:
         return None
     allow_errors = any(a == "--allow-errors" or a.lower().endswith("allow_errors=true") for a in args)
-    how = "nbconvert command line"
+    how = NBCONVERT
     if len(paths) == 1:
         return Detection(paths[0], how, stops_on_error=not allow_errors)
     found, candidates = _only_holder(paths, sources)

@@ -258,7 +258,7 @@ class TrackingSession:
             tags.NOTEBOOK: experiment,
             tags.SESSION: self.session_id,
             tags.RUN_KEY: run.key,
-            tags.ORIGIN: "papermill" if self.under_papermill else "interactive",
+            tags.ORIGIN: self._origin(),
             **run.extra_tags,
         }
         if env.SWEEP_ID.get():
@@ -283,6 +283,11 @@ class TrackingSession:
             papermill_input=str(self.detection.papermill_input or "") or None,
             papermill_output=str(self.detection.papermill_output or "") or None,
         )
+
+    def _origin(self) -> str:
+        if self.under_papermill:
+            return "papermill"
+        return "nbconvert" if self.detection.how == nbdetect.NBCONVERT else "interactive"
 
     def _emit(self, type_: str, **payload: Any) -> None:
         run = self._ensure_run()
