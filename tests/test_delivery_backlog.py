@@ -198,6 +198,16 @@ def daemon_pid(project: Path) -> int | None:
         return None
 
 
+def server_up(uri: str) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+        return True
+    except Exception:  # noqa: BLE001 - still starting
+        return False
+
+
 def server_points(uri: str, experiment: str, key: str) -> tuple[str, list[tuple[int, float]]] | None:
     from mlflow.tracking import MlflowClient
 
@@ -237,7 +247,14 @@ def run_with_store_down(project: Path, uri: str, **env: str) -> list[str]:
     return printed
 
 
-def test_a_backlog_left_by_the_last_kernel_is_retried_until_the_store_is_back(project):
+@pytest.fixture
+def quick_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's own MLflow client asks a server that is down without retrying for minutes."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+def test_a_backlog_left_by_the_last_kernel_is_retried_until_the_store_is_back(project, quick_client):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     printed = run_with_store_down(project, uri)
@@ -256,14 +273,15 @@ def test_a_backlog_left_by_the_last_kernel_is_retried_until_the_store_is_back(pr
 
     server = start_server(project, port)
     try:
-        delivered = wait_for(lambda: server_points(uri, "down.ipynb", "val_loss"), timeout=150, interval=1.0)
-        assert delivered == ("FINISHED", [(i, i / 10) for i in range(5)])
+        expected = ("FINISHED", [(i, i / 10) for i in range(5)])
+        wait_for(lambda: server_points(uri, "down.ipynb", "val_loss") == expected, timeout=150, interval=1.0)
+        assert server_points(uri, "down.ipynb", "val_loss") == expected
     finally:
         stop_server(server)
     assert wait_for(lambda: daemon_pid(project) is None, timeout=30), "delivered, yet still running"
 
 
-def test_the_delivery_process_stops_retrying_after_its_window_and_says_so(project):
+def test_the_delivery_process_stops_retrying_after_its_window_and_says_so(project, quick_client):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     run_with_store_down(project, uri, NBTRACK_DELIVERY_RETRY_HOURS="0.001")  # 3.6 s
@@ -275,7 +293,7 @@ def test_the_delivery_process_stops_retrying_after_its_window_and_says_so(projec
     assert "nothing retries them now" in out
     server = start_server(project, port)
     try:
-        wait_for(lambda: server_points(uri, "down.ipynb", "val_loss"), timeout=60, interval=1.0)
+        assert wait_for(lambda: server_up(uri), timeout=60, interval=0.5)
         out = recover(project)
         assert "delivered 1 of 1 journal(s), 1 run(s)" in out and "still open" not in out
         assert server_points(uri, "down.ipynb", "val_loss") == ("FINISHED", [(i, i / 10) for i in range(5)])

@@ -26,7 +26,7 @@ from typing import Any
 
 from nbtrack.delivery.state import Cursor, RunIndex, Status
 from nbtrack.events import Event
-from nbtrack.journal import JournalFile, find_events, last_event, list_journals, read_events, torn_tail
+from nbtrack.journal import JournalFile, RunStarts, last_event, list_journals, read_events, torn_tail
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon, Sink
 
@@ -74,28 +74,6 @@ def process_alive(header: Event | None) -> bool:
         return False
 
 
-class RunStarts:
-    """The ``run_start`` events of one journal, found by a streaming scan that holds nothing else.
-
-    The scan resumes where it stopped, so a journal is read ahead once however often
-    delivery asks; starts are dropped once their run has an MLflow id.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self._found: dict[str, Event] = {}
-
-    def find(self, runs: Collection[str], index: Mapping[str, str]) -> dict[str, Event]:
-        """The start events of ``runs`` found anywhere in the journal so far."""
-        if any(run not in self._found for run in runs):
-            starts, self._offset = find_events(self.path, "run_start", self._offset)
-            self._found.update((e["run"], e) for e in starts if e.get("run") and e["run"] not in index)
-        for run in [r for r in self._found if r in index]:
-            del self._found[run]
-        return {run: self._found[run] for run in runs if run in self._found}
-
-
 class Deliverer:
     def __init__(self, project: Project, *, sessions: set[str] | None = None,
                  sinks: list[Sink] | None = None) -> None:
@@ -103,7 +81,7 @@ class Deliverer:
         self.only = sessions  # a kernel thread delivers only its own journal
         self.sinks = sinks if sinks is not None else make_sinks(project)
         self._retry_at: dict[tuple[str, str], tuple[float, float]] = {}
-        self._waiting: dict[tuple[str, str], tuple[int, int]] = {}  # (journal size, runs) it waited at
+        self._waiting: dict[tuple[str, str], tuple[int, str]] = {}  # runs known, the run it waits for
         self._headers: dict[str, Event | None] = {}
         self._starts: dict[str, RunStarts] = {}
 
@@ -159,8 +137,8 @@ class Deliverer:
             first = sink is self.sinks[0]
             key = (journal.session, sink.name)
             retry_at, delay = self._retry_at.get(key, (0.0, 0.0))
-            if time.monotonic() < retry_at or self._waiting.get(key) == (size, len(index)):
-                continue  # backing off, or waiting for a run start / run id that has not come yet
+            if time.monotonic() < retry_at or self._still_waiting(journal, key, index):
+                continue  # backing off, or waiting for a run's start / MLflow id that has not come yet
             cursor = Cursor(journal.folder, journal.session, sink.name)
             offset, _ = cursor.load()
             if offset >= size:
@@ -170,12 +148,13 @@ class Deliverer:
             for event, end in read_events(journal.path, offset, limit=BATCH):
                 events.append(event)
                 ends.append(end)
+            if not events:
+                continue  # only a line still being written
             ahead = self._starts_ahead(journal, events, index) if first else {}
             batch = deliverable(events, index, startable=ahead.keys() if first else (), first=first)
             if not batch:
-                self._waiting[key] = (size, len(index))
+                self._waiting[key] = (len(index), events[0].get("run"))
                 continue
-            self._waiting.pop(key, None)
             try:
                 sink.deliver([*ahead.values(), *batch], journal_dir=journal.folder, run_ids=index)
             except RetrySoon:
@@ -202,8 +181,27 @@ class Deliverer:
         unknown = {run for e in events if (run := e.get("run")) and run not in index and run not in started}
         if not unknown:
             return {}
-        scan = self._starts.setdefault(journal.session, RunStarts(journal.path))
-        return scan.find(unknown, index)
+        return self._run_starts(journal).find(unknown, index)
+
+    def _run_starts(self, journal: JournalFile) -> RunStarts:
+        return self._starts.setdefault(journal.session, RunStarts(journal.path))
+
+    def _still_waiting(self, journal: JournalFile, key: tuple[str, str], index: RunIndex) -> bool:
+        """Is the run a sink waits for still without a start (first sink) or an MLflow id?
+
+        Checked by the look-ahead over new bytes only, so a kernel writing a million points
+        before its run's start does not make delivery re-read its batch at every pass.
+        """
+        if key not in self._waiting:
+            return False
+        runs, run = self._waiting[key]
+        if len(index) != runs:
+            del self._waiting[key]
+            return False
+        if key[1] == self.sinks[0].name and self._run_starts(journal).find({run}, index):
+            del self._waiting[key]
+            return False
+        return True
 
     # -- dead kernels --------------------------------------------------------------------------
 
@@ -288,6 +286,9 @@ class Deliverer:
                 os.replace(path, done / path.name)
         self._headers.pop(journal.session, None)
         self._starts.pop(journal.session, None)
+        for sink in self.sinks:
+            self._waiting.pop((journal.session, sink.name), None)
+            self._retry_at.pop((journal.session, sink.name), None)
 
     def close(self) -> None:
         for sink in self.sinks:

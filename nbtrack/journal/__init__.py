@@ -7,6 +7,7 @@ once its newline is written, so a reader never sees half an event.
 
 from nbtrack.journal.reader import (
     JournalFile,
+    RunStarts,
     find_events,
     last_event,
     list_journals,
@@ -15,5 +16,5 @@ from nbtrack.journal.reader import (
 )
 from nbtrack.journal.writer import JournalWriter
 
-__all__ = ["JournalFile", "JournalWriter", "find_events", "last_event", "list_journals", "read_events",
+__all__ = ["JournalFile", "JournalWriter", "RunStarts", "find_events", "last_event", "list_journals", "read_events",
            "torn_tail"]

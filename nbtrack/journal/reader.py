@@ -1,10 +1,10 @@
-"""Reads journals incrementally from a byte offset, only whole lines."""
+"""Reads journals incrementally from a byte offset, only whole lines; looks ahead for run starts."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +133,27 @@ def last_event(path: Path) -> Event | None:
         if last is not None or start == 0:
             return last
         window *= 16
+
+
+class RunStarts:
+    """The ``run_start`` events of one journal, found by a streaming scan that holds nothing else.
+
+    A run's start can come any number of events after its first events; delivery asks
+    for it here instead of holding those events. The scan resumes where it stopped, so
+    a journal is read ahead once however often delivery asks; a start is dropped once
+    ``index`` (run key -> run id) knows its run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._found: dict[str, Event] = {}
+
+    def find(self, runs: Collection[str], index: Mapping[str, str]) -> dict[str, Event]:
+        """The start events of ``runs`` found anywhere in the journal so far."""
+        if any(run not in self._found for run in runs):
+            starts, self._offset = find_events(self.path, "run_start", self._offset)
+            self._found.update((e["run"], e) for e in starts if e.get("run") and e["run"] not in index)
+        for run in [r for r in self._found if r in index]:
+            del self._found[run]
+        return {run: self._found[run] for run in runs if run in self._found}
