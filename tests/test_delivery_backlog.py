@@ -320,8 +320,8 @@ def test_a_delivery_process_that_cannot_start_is_one_warning_with_reason_and_log
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "delivery process" in line]
     log = project / ".nbtrack" / "delivery.log"
-    assert warnings == [f"nbtrack: the delivery process could not start (ImportError: libpython3.11.so.1.0: "
+    assert warnings == [f"nbtrack: the delivery process exited with an error (ImportError: libpython3.11.so.1.0: "
                         f"cannot open shared object file); events are kept in the journal and delivered "
-                        f"once it can; see {log}"]
+                        f"once it runs; see {log}"]
     shell.run_cell("%nbtrack status")
-    assert "problem: the delivery process could not start (ImportError" in capsys.readouterr().out
+    assert "problem: the delivery process exited with an error (ImportError" in capsys.readouterr().out

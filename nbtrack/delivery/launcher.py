@@ -108,7 +108,8 @@ class ProcessDelivery(_Handle):
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self.start_problem: str | None = None  # why the last spawned process failed
-        self._spawn()
+        if not daemon_alive(project):
+            self._spawn()  # OSError here: start_delivery falls back to a thread
 
     def ensure(self) -> None:
         self._check_spawned()
@@ -120,7 +121,7 @@ class ProcessDelivery(_Handle):
         try:
             self._spawn()
         except OSError as exc:  # no such interpreter, too many processes...
-            self._failed(f"{type(exc).__name__}: {exc}")
+            self._failed(f"{type(exc).__name__}: {exc}")  # could not even be started
 
     def _spawn(self) -> None:
         self._spawned_at = time.monotonic()
@@ -141,8 +142,8 @@ class ProcessDelivery(_Handle):
             self.start_problem, self._grace = None, _RESPAWN_GRACE
 
     def _failed(self, reason: str) -> None:
-        self.start_problem = (f"the delivery process could not start ({reason}); events are kept in the "
-                              f"journal and delivered once it can; see {log_path(self.project)}")
+        self.start_problem = (f"the delivery process exited with an error ({reason}); events are kept "
+                              f"in the journal and delivered once it runs; see {log_path(self.project)}")
         self._grace = min(self._grace * 2, _RESPAWN_MAX)
 
     def poke(self) -> list[str]:
