@@ -118,13 +118,13 @@ def read_table(name: str, **kwargs: Any) -> Any:
 
 def sweep(notebook: str, params: dict[str, list[Any]] | None = None, **kwargs: Any) -> pd.DataFrame:
     """Execute a notebook over a grid (or random sample) of parameters; one child run each."""
-    from nbtrack.rerun.sweep import sweep as _sweep
+    from nbtrack.batch.sweep import sweep as _sweep
 
     return _sweep(notebook, params or {}, **kwargs)
 
 
 def rerun(run_id: str, **kwargs: Any) -> pd.DataFrame:
     """Re-execute the notebook snapshot of a run with its params (plus overrides)."""
-    from nbtrack.rerun.rerun import rerun as _rerun
+    from nbtrack.batch.rerun import rerun as _rerun
 
     return _rerun(run_id, **kwargs)

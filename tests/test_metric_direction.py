@@ -37,8 +37,8 @@ WER = [
 
 @pytest.mark.kernel
 def test_sweep_compare_and_leaderboard_agree_that_lower_wer_is_better(project: Path) -> None:
+    from nbtrack.batch.sweep import sweep
     from nbtrack.query.compare import compare
-    from nbtrack.rerun.sweep import sweep
 
     write_notebook(project / "asr.ipynb", WER)
     frame = sweep(project / "asr.ipynb", {"x": [1, 2, 3]}, workers=2, metric="wer")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from nbtrack.batch.rerun import rerun
+from nbtrack.batch.sweep import sweep
 from nbtrack.cli.main import main
 from nbtrack.errors import NotFound, UsageProblem
-from nbtrack.rerun.rerun import rerun
-from nbtrack.rerun.sweep import sweep
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"

@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbtrack.batch.sweep import sweep
 from nbtrack.cli.main import main
-from nbtrack.rerun.sweep import sweep
 
 pytestmark = pytest.mark.kernel
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbtrack.rerun.executor import LocalExecutor
-from nbtrack.rerun.jobs import FAILED, FINISHED, Job
-from nbtrack.rerun.progress import Progress
+from nbtrack.batch.executor import LocalExecutor
+from nbtrack.batch.jobs import FAILED, FINISHED, Job
+from nbtrack.batch.progress import Progress
 
 pytestmark = pytest.mark.kernel
 

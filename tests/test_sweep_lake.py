@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import client_for, wait_for
 
-from nbtrack.rerun.sweep import sweep
+from nbtrack.batch.sweep import sweep
 
 pytestmark = pytest.mark.kernel
 pl = pytest.importorskip("polars")

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nbtrack.cli.main import main
-from nbtrack.errors import NotFound, UsageProblem
-from nbtrack.rerun import grid
-from nbtrack.rerun.params import (
+from nbtrack.batch import grid
+from nbtrack.batch.params import (
     inspect_parameters,
     load_params_file,
     parse_assignment,
@@ -18,8 +16,10 @@ from nbtrack.rerun.params import (
     parse_overrides,
     parse_value,
 )
-from nbtrack.rerun.plan import notebook_loads_nbtrack
-from nbtrack.rerun.sweep import sweep
+from nbtrack.batch.plan import notebook_loads_nbtrack
+from nbtrack.batch.sweep import sweep
+from nbtrack.cli.main import main
+from nbtrack.errors import NotFound, UsageProblem
 
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
 GRID_NB = NOTEBOOKS / "sweep_grid.ipynb"
@@ -228,7 +228,7 @@ def test_the_python_api_refuses_bad_names_before_anything_is_written(project):
 def test_every_execution_checks_its_names():
     """Whatever built it (a sweep, a resumed plan, a re-run's stored params), a job whose
     parameter name is not an identifier never reaches papermill."""
-    from nbtrack.rerun.jobs import Job
+    from nbtrack.batch.jobs import Job
 
     with pytest.raises(UsageProblem, match="not a valid parameter name"):
         Job(index=1, notebook="nb.ipynb", output="out.ipynb", params={CODE_IN_A_NAME: 1})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nbtrack.rerun.sweep import sweep
+from nbtrack.batch.sweep import sweep
 
 pytestmark = [pytest.mark.kernel, pytest.mark.spark]
 

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_params(raw: list[str]) -> dict[str, Any]:
     """``["max_depth=3", "name=abc"]`` -> ``{"max_depth": 3, "name": "abc"}``, typed as papermill does."""
-    from nbtrack.rerun.params import parse_overrides
+    from nbtrack.batch.params import parse_overrides
 
     return parse_overrides(raw)
 

@@ -43,10 +43,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from nbtrack.batch.params import parse_overrides
+    from nbtrack.batch.report import render_report
+    from nbtrack.batch.rerun import rerun
     from nbtrack.cli.execution import prepare
-    from nbtrack.rerun.params import parse_overrides
-    from nbtrack.rerun.report import render_report
-    from nbtrack.rerun.rerun import rerun
 
     err, warn = prepare("rerun")
 

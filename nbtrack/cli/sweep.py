@@ -61,10 +61,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from nbtrack.batch.params import parse_assignments
+    from nbtrack.batch.report import render_runs
+    from nbtrack.batch.sweep import sweep
     from nbtrack.cli.execution import prepare
-    from nbtrack.rerun.params import parse_assignments
-    from nbtrack.rerun.report import render_runs
-    from nbtrack.rerun.sweep import sweep
 
     err, warn = prepare("sweep")
 

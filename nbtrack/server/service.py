@@ -2,7 +2,7 @@
 
 It resolves a notebook path (relative to the Jupyter server's root) to its
 project and tracking store, asks the query layer (``nbtrack.query``) and the
-re-run layer (``nbtrack.rerun``) for answers and turns them into plain JSON
+batch layer (``nbtrack.batch``: sweeps and re-runs) for answers and turns them into plain JSON
 values. It holds no business logic of its own: listing, comparing and re-running
 live in those layers, shared with the magics and the CLI.
 """
@@ -191,8 +191,8 @@ class NbtrackService(LoggingConfigurable):
         Bad input is refused now (400, 404), not as a failed job later; only a run whose
         notebook lies inside the server's root is executed.
         """
+        from nbtrack.batch.rerun import check_inside_root, original_notebook
         from nbtrack.query.lookup import get_run
-        from nbtrack.rerun.rerun import check_inside_root, original_notebook
 
         if not isinstance(run_id, str) or not run_id:
             raise UsageProblem("pass the run to re-run: {\"run_id\": \"<id>\"}")
@@ -206,7 +206,7 @@ class NbtrackService(LoggingConfigurable):
         check_inside_root(run_id, original_notebook(run, ref.project), root)
 
         def work(progress: Any) -> dict[str, Any]:
-            from nbtrack.rerun.rerun import rerun
+            from nbtrack.batch.rerun import rerun
 
             frame = rerun(
                 run_id,
@@ -245,7 +245,7 @@ class NbtrackService(LoggingConfigurable):
 def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Edited values typed as the CLI's ``-p name=value`` types them (``"0.5"`` -> 0.5);
     every name checked, whatever its value (a name is written into the notebook as code)."""
-    from nbtrack.rerun.params import check_name, parse_override
+    from nbtrack.batch.params import check_name, parse_override
 
     return {check_name(name): parse_override(name, value) if isinstance(value, str) else value
             for name, value in params.items()}

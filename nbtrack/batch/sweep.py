@@ -4,12 +4,12 @@ Every input is checked before anything is written. With ``local`` workers the
 executions then start at once, W at a time, while a thread opens the MLflow
 store and creates the parent run, the plan and one child run per execution
 (each kernel's delivery waits for its child's id in a file: see
-:mod:`nbtrack.rerun.run_creator`); a store that does not exist yet is created
+:mod:`nbtrack.batch.run_creator`); a store that does not exist yet is created
 first, before any kernel or delivery process can race for it. Spark tasks may
 run on other machines, so there every run exists before the first task. A
 failed execution is recorded and the rest go on; ``resume=SWEEP_ID`` runs only
 what is missing or failed. The parent run's own life (params, counts, final
-status) goes through a journal like a kernel's (:mod:`nbtrack.rerun.parent_run`),
+status) goes through a journal like a kernel's (:mod:`nbtrack.batch.parent_run`),
 so it reaches the lake as well as MLflow.
 
 A tracking server that does not answer stops a sweep before anything starts; one
@@ -33,22 +33,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrack import env, tags
-from nbtrack.errors import NbtrackError, NotFound, StoreUnavailable, UsageProblem
-from nbtrack.project import Project
-from nbtrack.rerun import grid
-from nbtrack.rerun import params as params_mod
-from nbtrack.rerun.jobs import FINISHED, KILLED, Job, Outcome
-from nbtrack.rerun.parent_run import ParentJournal, close_parent, end_parent, open_parent
-from nbtrack.rerun.plan import (
+from nbtrack.batch import grid
+from nbtrack.batch import params as params_mod
+from nbtrack.batch.jobs import FINISHED, KILLED, Job, Outcome
+from nbtrack.batch.parent_run import ParentJournal, close_parent, end_parent, open_parent
+from nbtrack.batch.plan import (
     PLAN_ARTIFACT_DIR,
     PLAN_FILE,
     SweepPlan,
     new_sweep_id,
     notebook_loads_nbtrack,
 )
-from nbtrack.rerun.progress import Progress, ProgressOption
-from nbtrack.rerun.report import runs_frame, sort_runs
-from nbtrack.rerun.store import (
+from nbtrack.batch.progress import Progress, ProgressOption
+from nbtrack.batch.report import runs_frame, sort_runs
+from nbtrack.batch.store import (
     DELIVERY_TIMEOUT_S,
     SWEEP_DURATION,
     SWEEP_ERROR,
@@ -57,12 +55,14 @@ from nbtrack.rerun.store import (
     check_reachable,
     latest_attempts,
 )
+from nbtrack.errors import NbtrackError, NotFound, StoreUnavailable, UsageProblem
+from nbtrack.project import Project
 from nbtrack.store import resolve
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbtrack.rerun.executor import LocalExecutor
+    from nbtrack.batch.executor import LocalExecutor
 
 Backend = Literal["local", "spark"]
 #: How long an interrupted sweep waits for its parent's KILLED to be delivered.
@@ -117,7 +117,7 @@ def sweep(
         raise UsageProblem("--resume re-uses the sweep's own parameters: drop -p/-f/--random")
     if not resume and notebook is None:
         raise UsageProblem("which notebook? give NOTEBOOK (or --resume SWEEP_ID)")
-    from nbtrack.rerun.executor import LocalExecutor
+    from nbtrack.batch.executor import LocalExecutor
 
     executor = LocalExecutor(workers) if backend == "local" else None
     store: Store | None
@@ -314,8 +314,8 @@ def _run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout
 
     ``new_parent``: the extra tags of the parent run to create; else ``parent`` exists.
     """
-    from nbtrack.rerun.orphans import forget_runless_kernels
-    from nbtrack.rerun.run_creator import RunCreator
+    from nbtrack.batch.orphans import forget_runless_kernels
+    from nbtrack.batch.run_creator import RunCreator
 
     project = Project(Path(plan.project_root))
     attempt_start = time.time()
@@ -430,7 +430,7 @@ def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, ba
             store: Store, run_ids: dict[int, str], spark: Any = None) -> list[Outcome]:
     """Run jobs on the local executor (or Spark when None), keeping progress and statuses current."""
     if executor is None:
-        from nbtrack.rerun.spark import SparkExecutor
+        from nbtrack.batch.spark import SparkExecutor
 
         stop = threading.Event()
         watcher = threading.Thread(target=_watch_store, args=(store, run_ids, bar, stop),

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
+from nbtrack.batch.jobs import FAILED, FINISHED
+from nbtrack.batch.store import SWEEP_ROLE, SWEEP_SIZE, latest_attempts
 from nbtrack.journal import JournalWriter
 from nbtrack.project import Project
-from nbtrack.rerun.jobs import FAILED, FINISHED
-from nbtrack.rerun.store import SWEEP_ROLE, SWEEP_SIZE, latest_attempts
 
 if TYPE_CHECKING:
-    from nbtrack.rerun.plan import SweepPlan
-    from nbtrack.rerun.store import Store
+    from nbtrack.batch.plan import SweepPlan
+    from nbtrack.batch.store import Store
 
 log = logging.getLogger(__name__)
 

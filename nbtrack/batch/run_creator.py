@@ -4,7 +4,7 @@ Why: importing MLflow and inserting the runs costs the sweep ~2-3 s that the
 kernels need not wait for. Each kernel gets a run id *file* instead of a run id
 (``NBTRACK_RUN_ID_FILE``); the delivery process waits for that file before it
 logs anything, and this thread writes it (atomically) once the child run
-exists. The parent run (and its journal, :mod:`nbtrack.rerun.parent_run`),
+exists. The parent run (and its journal, :mod:`nbtrack.batch.parent_run`),
 ``plan.json`` and its artifact are written here too.
 """
 
@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from nbtrack.rerun.parent_run import ParentJournal, open_parent
-from nbtrack.rerun.plan import PLAN_ARTIFACT_DIR, PLAN_FILE, SweepPlan
-from nbtrack.rerun.store import SWEEP_SUPERSEDED_BY, Store, latest_attempts
+from nbtrack.batch.parent_run import ParentJournal, open_parent
+from nbtrack.batch.plan import PLAN_ARTIFACT_DIR, PLAN_FILE, SweepPlan
+from nbtrack.batch.store import SWEEP_SUPERSEDED_BY, Store, latest_attempts
 
 
 def write_run_id(path: Path, run_id: str) -> None:

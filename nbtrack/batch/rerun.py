@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
+from nbtrack.batch import params as params_mod
+from nbtrack.batch.jobs import KILLED, Job
+from nbtrack.batch.plan import notebook_loads_nbtrack
+from nbtrack.batch.progress import Progress, ProgressOption
+from nbtrack.batch.report import reproducibility
+from nbtrack.batch.store import DELIVERY_TIMEOUT_S, Store
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.project import Project
-from nbtrack.rerun import params as params_mod
-from nbtrack.rerun.jobs import KILLED, Job
-from nbtrack.rerun.plan import notebook_loads_nbtrack
-from nbtrack.rerun.progress import Progress, ProgressOption
-from nbtrack.rerun.report import reproducibility
-from nbtrack.rerun.store import DELIVERY_TIMEOUT_S, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,7 +97,7 @@ def rerun(
                                   tags=_new_tags(original, run_id, notebook or source))
     new_id = new.info.run_id
     output = str(workdir / "output.ipynb")
-    from nbtrack.rerun.sweep import kernel_env
+    from nbtrack.batch.sweep import kernel_env
 
     job_env = kernel_env(
         notebook=str(notebook if notebook and notebook.is_file() else source), output=output,
@@ -129,8 +129,8 @@ def rerun(
 
 def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
              delivery_timeout: float) -> Any:
-    from nbtrack.rerun.executor import LocalExecutor
-    from nbtrack.rerun.sweep import finalize
+    from nbtrack.batch.executor import LocalExecutor
+    from nbtrack.batch.sweep import finalize
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event.get("event")

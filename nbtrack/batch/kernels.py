@@ -35,7 +35,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 
-from nbtrack.rerun.jobs import Job
+from nbtrack.batch.jobs import Job
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The local backend: W worker processes, each running one job at a time.
 
 Each worker holds up to ``JOBS_PER_WORKER`` jobs: the one running, and the
-next, whose kernel the worker starts meanwhile (``nbtrack.rerun.kernels``).
+next, whose kernel the worker starts meanwhile (``nbtrack.batch.kernels``).
 The price: at the end of a sweep, a job may wait behind a long one while
 another worker is idle.
 
@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from nbtrack.batch.jobs import FAILED, Job, Outcome
+from nbtrack.batch.worker import KILL_GRACE_S
 from nbtrack.errors import UsageProblem
-from nbtrack.rerun.jobs import FAILED, Job, Outcome
-from nbtrack.rerun.worker import KILL_GRACE_S
 
 OnEvent = Callable[[dict[str, Any]], None]
 #: Extra seconds past a job's timeout before its worker is presumed stuck and killed.
@@ -36,7 +36,7 @@ JOBS_PER_WORKER = 2
 
 
 class _Worker:
-    """One ``python -m nbtrack.rerun.worker`` process and the thread reading its events."""
+    """One ``python -m nbtrack.batch.worker`` process and the thread reading its events."""
 
     def __init__(self, slot: int, events: queue.Queue[tuple[int, dict[str, Any] | None]],
                  log_path: Path | None) -> None:
@@ -46,7 +46,7 @@ class _Worker:
         self.killed_kernels: list[int] = []  # pids (and their children's) that kill() ended
         self._log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nbtrack.rerun.worker"],
+            [sys.executable, "-m", "nbtrack.batch.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log if self._log else subprocess.DEVNULL,

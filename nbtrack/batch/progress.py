@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from nbtrack.rerun.jobs import FINISHED
+from nbtrack.batch.jobs import FINISHED
 
 Callback = Callable[[dict[str, Any]], None]
 ProgressOption = bool | Callback | None

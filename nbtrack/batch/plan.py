@@ -74,7 +74,7 @@ class SweepPlan:
 
 def notebook_loads_nbtrack(path: str | Path) -> bool:
     """Does a code cell already ``%load_ext nbtrack``? Then the kernel need not load it at start."""
-    from nbtrack.rerun.params import read_notebook
+    from nbtrack.batch.params import read_notebook
 
     for cell in read_notebook(path)["cells"]:
         if cell.get("cell_type") != "code":

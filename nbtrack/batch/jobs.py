@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nbtrack.rerun.params import check_name
+from nbtrack.batch.params import check_name
 
 FINISHED = "FINISHED"
 FAILED = "FAILED"

@@ -1,4 +1,4 @@
-"""Re-runs: ``nbtrack sweep`` and ``nbtrack rerun`` execute notebooks through papermill.
+"""Batch executions: ``nbtrack sweep`` and ``nbtrack rerun`` execute notebooks through papermill.
 
 The pieces, in the order data flows through them::
 

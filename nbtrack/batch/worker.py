@@ -1,10 +1,10 @@
-"""A process that executes jobs with papermill, one at a time: ``python -m nbtrack.rerun.worker``.
+"""A process that executes jobs with papermill, one at a time: ``python -m nbtrack.batch.worker``.
 
 Why a process of its own: a kernel learns which MLflow run it belongs to only
 from its environment (``NBTRACK_RUN_ID`` ...), given to it at launch. Workers
 are long-lived (papermill's import costs ~0.5-2 s, paid once per worker, not
 per execution), and start the next job's kernel while the current job runs
-(``nbtrack.rerun.kernels``), each with its own job's environment.
+(``nbtrack.batch.kernels``), each with its own job's environment.
 
 Protocol: one ``Job`` as JSON per line on stdin, read as it comes (a thread
 queues them, so the next job is known early); JSON events on stdout
@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from nbtrack.rerun.jobs import FAILED, FINISHED, KILLED, Job, Outcome
+from nbtrack.batch.jobs import FAILED, FINISHED, KILLED, Job, Outcome
 
 if TYPE_CHECKING:
-    from nbtrack.rerun.kernels import Kernels
+    from nbtrack.batch.kernels import Kernels
 
 Emit = Callable[[dict[str, Any]], None]
 KILL_GRACE_S = 10.0
@@ -161,7 +161,7 @@ def main() -> int:
     # jsonschema (under nbformat) builds an RFC 3987 grammar at import when rfc3987_syntax is
     # installed: ~0.8 s of CPU per worker, for an "iri" format no notebook schema uses.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    from nbtrack.rerun.kernels import Kernels
+    from nbtrack.batch.kernels import Kernels
 
     def emit(event: dict[str, Any]) -> None:
         out.write(json.dumps(event) + "\n")

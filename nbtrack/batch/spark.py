@@ -6,7 +6,7 @@ Connect server, which have no RDDs. ``spark.range(n, numPartitions=n)`` puts
 one combination in each partition, so Spark schedules them one task each, as
 many at once as it has cores.
 
-Inside the task, the execution runs in a fresh ``python -m nbtrack.rerun.worker``
+Inside the task, the execution runs in a fresh ``python -m nbtrack.batch.worker``
 process: the kernel then inherits exactly the job's environment, not the Spark
 Python worker's (which Spark reuses across tasks). The output notebook is
 returned with the result, so the driver has it even when the task ran on
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nbtrack.batch.jobs import FAILED, Job, Outcome
+from nbtrack.batch.worker import KILL_GRACE_S
 from nbtrack.errors import NbtrackError
-from nbtrack.rerun.jobs import FAILED, Job, Outcome
-from nbtrack.rerun.worker import KILL_GRACE_S
 
 RESULT_SCHEMA = "index long, outcome string, notebook string"
 
@@ -35,7 +35,7 @@ def run_in_subprocess(job: Job) -> Outcome:
     limit = job.timeout + KILL_GRACE_S + 30 if job.timeout else None
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "nbtrack.rerun.worker"], input=job.to_json() + "\n",
+            [sys.executable, "-m", "nbtrack.batch.worker"], input=job.to_json() + "\n",
             capture_output=True, text=True, timeout=limit, check=False,
         )
     except subprocess.TimeoutExpired:
