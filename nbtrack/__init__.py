@@ -40,17 +40,22 @@ __all__ = [
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext nbtrack``: start capturing this kernel's cells."""
+    """``%load_ext nbtrack``: start capturing this kernel's cells, and the ``%nbtrack`` magics."""
     from nbtrack.capture.extension import load
+    from nbtrack.magics import register_magics
 
-    load(ipython)
+    session = load(ipython)
+    if session is not None:
+        register_magics(ipython, session)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext nbtrack``: end the run and remove every hook nbtrack installed."""
+    """``%unload_ext nbtrack``: end the run and remove every hook and magic nbtrack installed."""
     from nbtrack.capture.extension import unload
+    from nbtrack.magics import unregister_magics
 
     unload(ipython)
+    unregister_magics(ipython)
 
 
 def log(step: int | None = None, **metrics: float) -> None:
@@ -104,14 +109,14 @@ def compare(*run_ids: str, **kwargs: Any) -> Comparison:
 
 def read_delta(uri: str, version: int | None = None, **kwargs: Any) -> pd.DataFrame:
     """Read a Delta table as a DataFrame and record it (uri, version, schema, profile) as an input."""
-    from nbtrack.lineage import read_delta as _read_delta
+    from nbtrack.capture.lineage import read_delta as _read_delta
 
     return _read_delta(uri, version=version, **kwargs)
 
 
 def read_table(name: str, **kwargs: Any) -> Any:
     """Read a table through the live Spark session and record it as an input."""
-    from nbtrack.lineage import read_table as _read_table
+    from nbtrack.capture.lineage import read_table as _read_table
 
     return _read_table(name, **kwargs)
 

@@ -191,3 +191,14 @@ class NbtrackMagics(Magics):
             config.enabled = was
             self.session.skip_next = True
         result.raise_error()
+
+
+def register_magics(shell: Any, session: Any) -> None:
+    """``%nbtrack`` / ``%%nbtrack`` for ``session`` (registering again replaces them)."""
+    shell.register_magics(NbtrackMagics(shell=shell, session=session))
+
+
+def unregister_magics(shell: Any) -> None:
+    magics = shell.magics_manager.magics
+    magics["line"].pop("nbtrack", None)
+    magics["cell"].pop("nbtrack", None)

@@ -10,8 +10,8 @@ from pathlib import Path
 from conftest import all_runs, client_for
 
 from nbtrack.delivery.deliverer import Deliverer
-from nbtrack.delivery.state import RunIndex, Status
 from nbtrack.journal import JournalWriter
+from nbtrack.journal.state import RunIndex, Status
 from nbtrack.project import Project
 from nbtrack.store import resolve
 

@@ -16,8 +16,8 @@ from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
 from nbtrack.cli.main import main  # noqa: E402
 from nbtrack.journal import JournalWriter, read_events  # noqa: E402
+from nbtrack.lake.profile import input_drift  # noqa: E402
 from nbtrack.lake.query import compare_data, list_runs, run_inputs  # noqa: E402
-from nbtrack.lineage import input_drift  # noqa: E402
 from nbtrack.sinks.delta import DeltaSink  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

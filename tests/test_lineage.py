@@ -16,8 +16,11 @@ from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
 import nbtrack  # noqa: E402
 from nbtrack.errors import NotFound, StoreUnavailable  # noqa: E402
-from nbtrack.lake.profile import profile_table, schema_hash  # noqa: E402
-from nbtrack.lineage import input_drift  # noqa: E402
+from nbtrack.lake.profile import (  # noqa: E402
+    input_drift,  # noqa: E402
+    profile_table,
+    schema_hash,
+)
 
 
 def dataset(seed: int = 0, *, shift: float = 0.0, rows: int = 2000) -> pd.DataFrame:

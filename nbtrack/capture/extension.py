@@ -93,10 +93,15 @@ class Hooks:
 _installed: dict[int, Hooks] = {}
 
 
-def load(shell: Any) -> None:
-    """``%load_ext nbtrack``: a session, its hooks and its magics. Loading twice is harmless."""
-    if id(shell) in _installed:
-        return
+def load(shell: Any) -> TrackingSession | None:
+    """Start a session and its hooks (``%load_ext nbtrack``); loading twice is harmless.
+
+    Returns the session, or None when tracking could not start here (a read-only
+    project, a full disk...), which is said in one line and leaves the kernel as it was.
+    """
+    hooks = _installed.get(id(shell))
+    if hooks is not None:
+        return hooks.session
     config = NbtrackConfig(parent=shell)
     session = TrackingSession(shell, config)
     try:
@@ -105,17 +110,16 @@ def load(shell: Any) -> None:
         if config.strict:
             raise
         print(f"nbtrack: tracking is off in this kernel: {exc}", file=sys.stderr)
-        return
+        return None
     hooks = Hooks(shell, session)
     hooks.install()
     _installed[id(shell)] = hooks
     sessions._sessions.append(session)
-    from nbtrack.magics import NbtrackMagics
-
-    shell.register_magics(NbtrackMagics(shell=shell, session=session))
+    return session
 
 
 def unload(shell: Any) -> None:
+    """End the run and take out every hook ``load`` put in (``%unload_ext nbtrack``)."""
     hooks = _installed.pop(id(shell), None)
     if hooks is None:
         return
@@ -123,6 +127,3 @@ def unload(shell: Any) -> None:
     hooks.session.close()
     if hooks.session in sessions._sessions:
         sessions._sessions.remove(hooks.session)
-    magics = shell.magics_manager.magics
-    magics["line"].pop("nbtrack", None)
-    magics["cell"].pop("nbtrack", None)

@@ -85,7 +85,7 @@ class RunHandle:
     @property
     def run_id(self) -> str | None:
         """The MLflow run id, once the delivery process has created the run."""
-        from nbtrack.delivery.state import RunIndex
+        from nbtrack.journal.state import RunIndex
 
         folder = self._session.journal.journal_dir
         for where in (folder, folder / "done"):  # a delivered journal is archived to done/
@@ -294,7 +294,7 @@ class TrackingSession:
         self.journal.append(type_, run=run.key, **payload)
 
     def emit(self, type_: str, **payload: Any) -> None:
-        """Record an event for the current run (used by nbtrack.lineage); never raises."""
+        """Record an event for the current run (used by nbtrack.capture.lineage); never raises."""
         with self.safety.guard(f"recording {type_}"):
             self._emit(type_, **payload)
 

@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from nbtrack.delivery.daemon import ALREADY_RUNNING, pid_path, serve
     from nbtrack.delivery.deliverer import process_alive
     from nbtrack.delivery.launcher import daemon_alive
-    from nbtrack.delivery.state import RunIndex, Status
     from nbtrack.journal import list_journals
+    from nbtrack.journal.state import RunIndex, Status
 
     project = Project(find_project_root(args.project or Path.cwd()))
     if not project.state_dir.is_dir():

@@ -7,6 +7,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.query.values import is_missing
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -111,19 +113,13 @@ def runs_table(frame: pd.DataFrame, *, title: str) -> Any:
         start = row["start_time"]
         cells = [
             row["run_id"], row["run_name"], row["status"],
-            "" if _missing(start) else start.strftime("%Y-%m-%d %H:%M"),
+            "" if is_missing(start) else start.strftime("%Y-%m-%d %H:%M"),
             _duration(row["duration_s"]),
         ]
-        cells += ["" if _missing(row[c]) else str(row[c]) for c in params]
+        cells += ["" if is_missing(row[c]) else str(row[c]) for c in params]
         cells += [_number(row[c]) for c in metrics]
         table.add_row(*(Text(str(c)) for c in cells), style=_status_style(row["status"]))
     return table
-
-
-def _missing(value: Any) -> bool:
-    import pandas as pd
-
-    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _number(value: Any) -> str:
@@ -134,7 +130,7 @@ def _number(value: Any) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    if _missing(seconds):
+    if is_missing(seconds):
         return "running"
     seconds = float(seconds)
     if seconds < 60:

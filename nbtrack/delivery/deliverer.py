@@ -24,9 +24,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from nbtrack.delivery.state import Cursor, RunIndex, Status
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile, RunStarts, last_event, list_journals, read_events, torn_tail
+from nbtrack.journal.state import Cursor, RunIndex, Status
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon, Sink
 

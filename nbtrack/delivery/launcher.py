@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbtrack.delivery.state import Status
+from nbtrack.journal.state import Status
 from nbtrack.project import Project
 
 _RESPAWN_GRACE = 5.0  # seconds a freshly spawned process gets to take its lock

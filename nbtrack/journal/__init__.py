@@ -2,7 +2,9 @@
 
 One JSON-lines file per kernel session (``<session>.jsonl``) plus a folder of
 blobs (figures and other files, ``<session>.blobs/``). A line is only complete
-once its newline is written, so a reader never sees half an event.
+once its newline is written, so a reader never sees half an event. Beside each
+journal, :mod:`nbtrack.journal.state` keeps how far delivery got (cursors, the
+run index, the status the kernel shows).
 """
 
 from nbtrack.journal.reader import (

@@ -176,7 +176,7 @@ def compare_data(
     - ``runs``: the runs' leaderboard rows (``list_runs`` shape), in ``run_ids`` order;
     - ``params``: ``{run_id: {key: value}}``;
     - ``histories``: ``{run_id: {metric: [(step, value), ...]}}`` in logging order;
-    - ``inputs``: ``{run_id: [input records]}`` for :func:`nbtrack.lineage.input_drift`.
+    - ``inputs``: ``{run_id: [input records]}`` for :func:`nbtrack.capture.lineage.input_drift`.
 
     None when any run is not in the lake yet.
     """

@@ -24,8 +24,8 @@ from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_fig
 from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.links import user_runs
 from nbtrack.query.lookup import parse_run_id, resolve_run_id
-from nbtrack.query.runs import metric_value
 from nbtrack.query.store import ProjectLike, resolve_store
+from nbtrack.query.values import is_missing, json_number, metric_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,18 +34,6 @@ if TYPE_CHECKING:
 
 #: Version of the ``to_dict()`` shape; bumped on any incompatible change.
 SCHEMA_VERSION = 2
-
-
-def json_number(value: float | int | None) -> float | int | str | None:
-    """A number JSON can carry: NaN and infinities become ``"nan"``, ``"inf"``, ``"-inf"``."""
-    if value is None:
-        return None
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 @dataclass
@@ -151,7 +139,7 @@ class Comparison:
         """
         ids = self.run_ids
         params = [
-            {"key": key, "values": {rid: _none_if_nan(row[rid]) for rid in ids},
+            {"key": key, "values": {rid: None if is_missing(row[rid]) else row[rid] for rid in ids},
              "differs": bool(row["differs"])}
             for key, row in self.params.iterrows()
         ]
@@ -161,7 +149,7 @@ class Comparison:
             values: dict[str, Any] = {}
             for rid in ids:
                 last = self.metrics.at[key, (rid, "last")]
-                if rid not in steps and _is_missing(last):
+                if rid not in steps and is_missing(last):
                     values[rid] = None
                     continue
                 values[rid] = {"last": json_number(last),
@@ -346,7 +334,7 @@ def _winners(values: dict[str, float], direction: Direction) -> list[str]:
 
     NaN and infinities never win: they mean a diverged run, not a good one.
     """
-    present = {rid: v for rid, v in values.items() if not _is_missing(v) and math.isfinite(v)}
+    present = {rid: v for rid, v in values.items() if not is_missing(v) and math.isfinite(v)}
     if len(present) < 2:
         return []
     target = min(present.values()) if direction == "min" else max(present.values())
@@ -355,16 +343,8 @@ def _winners(values: dict[str, float], direction: Direction) -> list[str]:
 
 
 def _differs(values: Any) -> bool:
-    normalised = {None if _is_missing(v) else v for v in values}
+    normalised = {None if is_missing(v) else v for v in values}
     return len(normalised) > 1
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _none_if_nan(value: Any) -> Any:
-    return None if _is_missing(value) else value
 
 
 def _iso(ms: int | None) -> str | None:

@@ -2,7 +2,7 @@
 
 Every run is checked against the first one compared (the baseline), with the
 lineage profiles ``nbtrack.read_delta`` recorded; see
-:func:`nbtrack.lineage.input_drift` for what counts as a moved column. The
+:func:`nbtrack.capture.lineage.input_drift` for what counts as a moved column. The
 records live in the lake only (MLflow keeps no profile), so without a lake
 every comparison has ``differ`` false.
 """
@@ -35,7 +35,7 @@ def compare_inputs(
     found = {rid: [_record(r) for r in records.get(rid, [])] for rid in run_ids}
     if not any(found.values()):
         return no_inputs()
-    from nbtrack.lineage import input_drift
+    from nbtrack.lake.profile import input_drift
 
     baseline, *others = run_ids
     drift = []

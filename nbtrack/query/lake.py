@@ -22,8 +22,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.delivery.state import Cursor
 from nbtrack.journal import list_journals
+from nbtrack.journal.state import Cursor
 from nbtrack.project import Project
 
 if TYPE_CHECKING:

@@ -17,6 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.query.values import is_missing
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -80,9 +82,8 @@ def render_runs_html(df: pd.DataFrame, *, title: str | None = None) -> str:
     for row in df.itertuples(index=False):
         cells = []
         for column, value in zip(df.columns, row, strict=True):
-            is_missing = not isinstance(value, str) and _is_na(value)
             style = "font-family:monospace" if column == "run_id" else ""
-            cells.append(_value_td(None if is_missing else value, style))
+            cells.append(_value_td(None if is_missing(value) else value, style))
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (f'{heading}<div class="nbtrack-runs" style="overflow-x:auto"><table {_TABLE}>'
             f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
@@ -103,18 +104,6 @@ class RunsTable:
             return "no runs yet"
         columns = [c for c in ("run_id", "run_name", "status", "start_time") if c in self.frame]
         return self.frame[columns].to_string(index=False)
-
-
-def _is_na(value: Any) -> bool:
-    """None, NaN or NaT (pandas' missing markers); never true for a list or a string."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    import pandas as pd
-
-    result = pd.isna(value)
-    return False if hasattr(result, "__len__") else bool(result)
 
 
 def render_comparison_html(comparison: Comparison) -> str:
@@ -192,7 +181,7 @@ def _params_section(comparison: Comparison) -> str:
         differs = bool(row["differs"])
         style = _DIFF_ROW if differs else ""
         cells = [_td(escape(str(key)) + (" ≠" if differs else ""), style)]
-        cells += [_value_td(None if _is_na(row[rid]) else row[rid], style)
+        cells += [_value_td(None if is_missing(row[rid]) else row[rid], style)
                   for rid in comparison.run_ids]
         marker = ' class="nbtrack-differs"' if differs else ""
         rows.append(f"<tr{marker}>{''.join(cells)}</tr>")
@@ -235,11 +224,11 @@ def _metrics_section(comparison: Comparison) -> str:
         for rid in comparison.run_ids:
             last = metrics.at[key, (rid, "last")]
             best = metrics.at[key, (rid, "best")]
-            if rid not in comparison.histories.get(key, {}) and _is_na(last):
+            if rid not in comparison.histories.get(key, {}) and is_missing(last):
                 cells.append(_td(""))
                 continue
             text = _mark(_number(last), rid in winners.get("last", []))
-            if not (_is_na(best) and _is_na(last)) and best != last:
+            if not (is_missing(best) and is_missing(last)) and best != last:
                 text += (f' <span style="color:#666">(best '
                          f'{_mark(_number(best), rid in winners.get("best", []))})</span>')
             cells.append(_td(text))

@@ -9,9 +9,7 @@ then ``params.<key>`` (strings, as MLflow keeps them) and ``metrics.<key>``
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +17,7 @@ from nbtrack import tags
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.query.lookup import has_experiment
 from nbtrack.query.store import ProjectLike, StoreRef, resolve_store, session_store
+from nbtrack.query.values import is_missing, json_number, json_safe, metric_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,46 +132,27 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
 
 
 def runs_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A runs frame as JSON-ready rows (``nbtrack runs --json``).
+    """A runs frame as JSON-ready rows (``nbtrack runs --json``, the server's run list).
 
-    Each row has the base columns (times as ISO-8601 strings or null), then
+    Each row has the frame's other columns (times as ISO-8601 strings or null), then
     ``params`` ``{key: str}`` and ``metrics`` ``{key: float | "nan" | "inf" | "-inf"}``
     holding what the run logged (a NaN metric is left out: in the frame it is
     indistinguishable from a metric the run never logged).
     """
-    import pandas as pd
-
-    from nbtrack.query.compare import json_number
-
     rows = []
     for record in frame.to_dict(orient="records"):
         row: dict[str, Any] = {"params": {}, "metrics": {}}
         for column, value in record.items():
             group, _, key = str(column).partition(".")
-            missing = value is None or (not isinstance(value, str) and bool(pd.isna(value)))
-            if group == "params" and key:
-                if not missing:
-                    row["params"][key] = str(value)
-            elif group == "metrics" and key:
-                if not missing:
-                    row["metrics"][key] = json_number(value)
-            elif column in ("start_time", "end_time"):
-                row[column] = None if missing else value.isoformat()
+            if group in ("params", "metrics") and key:
+                if not is_missing(value):
+                    row[group][key] = str(value) if group == "params" else json_number(value)
             elif column == "duration_s":
-                row[column] = None if missing else float(value)
+                row[column] = None if is_missing(value) else float(value)
             else:
-                row[column] = value
+                row[str(column)] = json_safe(value)
         rows.append(row)
     return rows
-
-
-def metric_value(value: float) -> float:
-    """A stored metric value as logged: MLflow's SQL store keeps +-inf as +-float max."""
-    if value == sys.float_info.max:
-        return math.inf
-    if value == -sys.float_info.max:
-        return -math.inf
-    return value
 
 
 def _row(run: Run) -> dict[str, Any]:

@@ -9,8 +9,6 @@ live in those layers, shared with the magics and the CLI.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import mimetypes
 import tempfile
 import threading
@@ -24,10 +22,11 @@ from traitlets.config import LoggingConfigurable
 
 from nbtrack import __version__
 from nbtrack.errors import ExecutionFailed, NotFound, UsageProblem
+from nbtrack.query.runs import runs_records
+from nbtrack.query.values import json_safe
 from nbtrack.server.jobs import Job, JobRegistry
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from nbtrack.query.store import StoreRef
 
@@ -130,7 +129,7 @@ class NbtrackService(LoggingConfigurable):
                 "tracking_uri": ref.tracking_uri,
             },
             "mlflow_ui_url": self.mlflow_ui_url.rstrip("/") or None,
-            "runs": frame_records(frame),
+            "runs": runs_records(frame),
         }
 
     def compare(self, run_ids: list[str], notebook: str | None) -> dict[str, Any]:
@@ -218,7 +217,7 @@ class NbtrackService(LoggingConfigurable):
                 root=root,
                 warn=lambda message: self.log.warning("nbtrack re-run of %s: %s", run_id, message),
             )
-            rows = frame_records(frame)
+            rows = runs_records(frame)
             failed = [r for r in rows if r.get("status") != "FINISHED"]
             if failed:
                 row = failed[0]
@@ -267,70 +266,3 @@ def _local_dir(uri: str) -> Path | None:
     if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or a Windows drive
         return Path(uri)
     return None
-
-
-def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A runs DataFrame as JSON rows: ``params.x``/``metrics.y`` columns become nested dicts."""
-    rows = []
-    for record in frame.to_dict(orient="records"):
-        row: dict[str, Any] = {"params": {}, "metrics": {}}
-        for column, value in record.items():
-            group, _, key = str(column).partition(".")
-            if group in ("params", "metrics") and key:
-                if not _missing(value):
-                    row[group][key] = value
-            else:
-                row[str(column)] = value
-        rows.append(json_safe(row))
-    return rows
-
-
-def _missing(value: Any) -> bool:
-    """A run without that param/metric (pandas fills the hole with NaN)."""
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists and other non-scalars
-        return False
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: NaN/inf become ``"nan"``/``"inf"``/``"-inf"`` (as the query layer's
-    ``json_number``), timestamps ISO text, numpy scalars numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dt.datetime | dt.date):
-        return None if value != value else value.isoformat()  # NaT is not equal to itself
-    if isinstance(value, Path):
-        return str(value)
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return json_safe(item())
-        except (TypeError, ValueError):
-            pass
-    isoformat = getattr(value, "isoformat", None)  # pandas Timestamp
-    if callable(isoformat):
-        try:
-            return isoformat()
-        except ValueError:  # NaT
-            return None
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)

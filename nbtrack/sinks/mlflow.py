@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack import tags
-from nbtrack.delivery.state import RunIndex
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile
+from nbtrack.journal.state import RunIndex
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon
 from nbtrack.store import get_or_create_experiment, open_client

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack.env import INPUT_VERSIONS
 from nbtrack.errors import NotFound, StoreUnavailable
-from nbtrack.lake.profile import DEFAULT_THRESHOLD, InputDrift, input_drift, schema_hash
+from nbtrack.lake.profile import schema_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "INPUT_VERSIONS", "InputDrift", "input_drift", "normalize_uri",
-    "read_delta", "read_table", "record_input",
+    "INPUT_VERSIONS", "normalize_uri", "read_delta", "read_table", "record_input",
 ]
 
 
