@@ -38,6 +38,8 @@ class SweepPlan:
     kernel_name: str | None = None
     load_extension: bool = True
     created: float = field(default_factory=time.time)
+    metric: str | None = None  # --metric: the final table's order, and what `nbtrack runs` shows first
+    maximize: bool | None = None  # --maximize / --minimize; None: by the metric's name
 
     @property
     def output_dir(self) -> Path:
@@ -70,6 +72,17 @@ class SweepPlan:
             return cls.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
             raise NotFound(f"sweep plan not found: {path}") from None
+
+
+def recorded_metric(project_root: str | Path, sweep_id: str) -> tuple[str | None, bool | None]:
+    """The ``--metric`` and direction a sweep was run with, from its local plan (None, None
+    when it had none or its plan is not here)."""
+    path = Path(project_root) / ".nbtrack" / "outputs" / sweep_id / PLAN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, None
+    return data.get("metric"), data.get("maximize")
 
 
 def notebook_loads_nbtrack(path: str | Path) -> bool:

@@ -131,6 +131,7 @@ def sweep(
                 Path(notebook or ""), params or {}, file=file, random=random, seed=seed,
                 kernel_name=kernel_name, cwd=cwd, project=project, tracking_uri=tracking_uri,
                 say=say, extra_tags={"nbtrack.sweep.backend": backend}, executor=executor,
+                metric=metric, maximize=maximize,
             )
         if todo and executor is not None:
             store = _run_local(plan, store, todo, timeout=timeout, executor=executor,
@@ -148,8 +149,11 @@ def sweep(
         if executor is not None:
             executor.close()
     assert store is not None
+    if metric is None:  # a resumed sweep is ordered as it was first asked
+        metric, maximize = plan.metric, plan.maximize
     frame = sort_runs(results(plan, store), metric, maximize)
-    frame.attrs.update(sweep_id=plan.sweep_id, parent_run_id=plan.parent_run_id)
+    frame.attrs.update(sweep_id=plan.sweep_id, parent_run_id=plan.parent_run_id, metric=metric,
+                       maximize=maximize)
     return frame
 
 
@@ -158,7 +162,7 @@ def _prepare_new(
     random: int | None, seed: int | None, kernel_name: str | None,
     cwd: str | os.PathLike[str] | None, project: str | os.PathLike[str] | None,
     tracking_uri: str | None, say: Callable[[str], None], extra_tags: dict[str, str],
-    executor: LocalExecutor | None,
+    executor: LocalExecutor | None, metric: str | None = None, maximize: bool | None = None,
 ) -> tuple[SweepPlan, Store | None, list[int], ParentJournal | None]:
     """Validate everything, then (Spark) write the parent run and plan. Nothing is written on
     bad input, nor when the tracking server does not answer.
@@ -199,7 +203,7 @@ def _prepare_new(
         sweep_id=sweep_id, notebook=str(notebook), project_root=str(proj.root),
         tracking_uri=uri, experiment_id="", parent_run_id="",  # known once the parent exists
         combinations=combinations, cwd=str(run_dir), kernel_name=kernel_name,
-        load_extension=not notebook_loads_nbtrack(notebook),
+        load_extension=not notebook_loads_nbtrack(notebook), metric=metric, maximize=maximize,
     )
     store = parent = None
     if executor is None or _store_missing(uri):
