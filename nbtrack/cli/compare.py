@@ -1,20 +1,23 @@
 """``nbtrack compare RUN_ID...``: params diff and metrics (best marked) of runs in the terminal.
 
-``--json`` prints the comparison's documented ``to_dict()`` shape; ``--html FILE``
-writes the same page ``%nbtrack compare`` shows (curves and figures included).
+``--json`` prints the comparison's documented ``to_dict()`` shape, ``--csv`` its params
+and metrics (one column per run); ``--html FILE`` writes the same page ``%nbtrack compare``
+shows (curves and figures included). In a terminal the tables keep runs as columns and
+fit the window: runs that do not fit side by side are shown a page of runs at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.cli.runs import add_store_arguments, print_table
+from nbtrack.cli.runs import add_store_arguments
+from nbtrack.cli.tables import add_output_arguments
 
 if TYPE_CHECKING:
+    from nbtrack.cli.tables import Column, Fitted
     from nbtrack.query.compare import Comparison
 
 
@@ -30,10 +33,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     # "*": the query layer's rule (at least one id) and message, shared with %nbtrack compare
     parser.add_argument("run_ids", nargs="*", metavar="RUN_ID",
                         help="MLflow run ids, or their first characters (8, as tables show them)")
-    parser.add_argument(
-        "--json", action="store_true",
-        help="print the comparison as JSON (params, metrics, histories, figures, cells)",
-    )
+    add_output_arguments(
+        parser, json_help="print the comparison as JSON (params, metrics, histories, figures, cells)")
     parser.add_argument(
         "--html", metavar="FILE", default=None,
         help="also write an HTML page with tables, metric curves and figures to FILE",
@@ -53,34 +54,170 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2, allow_nan=False))
         return 0
+    if args.csv:
+        from nbtrack.cli.tables import write_csv
+
+        data = comparison.to_dict()
+        write_csv(comparison_rows(data), ["kind", "key", *comparison.run_ids])
+        return 0
     from rich.console import Console
 
     console = Console(highlight=False)
-    print_comparison(console, comparison)
+    print_comparison(console, comparison, full=True if args.wide else None)
     if args.html:
         console.print(f"wrote {args.html}")
     return 0
 
 
-def print_comparison(console: Any, comparison: Comparison) -> None:
-    """Runs, params (differences highlighted), metrics (best marked), figures, changed cells."""
+def print_comparison(console: Any, comparison: Comparison, *, full: bool | None = None) -> None:
+    """Runs, params (differences highlighted), metrics (best marked), figures, changed cells.
+
+    ``full`` (default: not a terminal) prints every value whole; in a terminal, runs that do
+    not fit side by side are shown a page at a time, and a last line says how to narrow them.
+    """
     from rich.syntax import Syntax
     from rich.text import Text
 
-    print_table(console, _runs_table(comparison))
+    from nbtrack.cli.tables import print_footer, print_table
+
+    full = not console.is_terminal if full is None else full
+    data = comparison.to_dict()
+    fitted = print_table(console, _runs_columns(data, full), title="runs", full=full,
+                         row_styles=[_STATUS_STYLES.get(r["status"], "") for r in data["runs"]])
+    shown = [fitted]
     _print_user_runs(console, comparison)
-    print_table(console, _params_table(comparison))
+    shown += _print_transposed(console, "params (≠ differs)", *_params_columns(data, full),
+                               full=full)
     _print_inputs(console, comparison)
-    print_table(console, _metrics_table(comparison))
+    shown += _print_transposed(console, "metrics: last (best) · ★ best run",
+                               *_metrics_columns(data, full), full=full)
     if comparison.figures:
-        print_table(console, _figures_table(comparison))
-        for line in _artifact_roots(comparison):
+        shown += _print_transposed(console, "figures (latest execution of each cell)",
+                                   *_figures_columns(data, full), full=full)
+        for line in _artifact_roots(comparison, full):
             console.print(Text(line, style="dim"))
     for cell in comparison.cells:
         where = f"cell {cell.index}" if cell.index is not None else "cell"
         console.print(Text(f"changed {where} ({cell.cell_id})", style="bold"))
         for diff in cell.diffs.values():
-            console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark"))
+            console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=not full))
+    transposed = 3 if comparison.figures else 2
+    if len(shown) - 1 > transposed:  # some table took more than one page
+        runs = len(data["runs"])
+        print_footer(console, [], f"{runs} runs do not fit side by side, so they are shown a page "
+                     "at a time: compare fewer (nbtrack compare ID ID ...), or see them all with "
+                     "--wide, --json or --csv",
+                     f"{runs} runs shown a page at a time: compare fewer, or see all with "
+                     "--wide, --json, --csv")
+    elif any(f.shortened for f in shown):
+        print_footer(console, [], "values cut to fit: see them whole with --wide, --json or --csv")
+
+
+_STATUS_STYLES = {"FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
+#: The narrowest the names of params, metrics and figures are cut to beside the runs.
+KEY_WIDTH = 20
+
+
+def comparison_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Params and metrics (last and best) as rows ``kind, key, <run id>...`` for ``--csv``."""
+    rows = [{"kind": "param", "key": p["key"], **p["values"]} for p in data["params"]]
+    for metric in data["metrics"]:
+        for which in ("last", "best"):
+            values = {rid: v[which] if v else None for rid, v in metric["values"].items()}
+            rows.append({"kind": f"metric.{which}", "key": metric["key"], **values})
+    return rows
+
+
+def _print_transposed(console: Any, title: str, key: Column, runs: list[Column], *,
+                      full: bool) -> list[Fitted]:
+    """A table with the runs as columns, in pages of runs that fit side by side (one per page)."""
+    from nbtrack.cli.tables import pages, print_table
+
+    groups = [runs] if full else pages(key, runs, console.width)
+    printed = []
+    for n, group in enumerate(groups):
+        first = sum(len(g) for g in groups[:n]) + 1
+        heading = title if len(groups) == 1 else (
+            f"{title} — runs {first}–{first + len(group) - 1} of {len(runs)}")
+        printed.append(print_table(console, [key, *group], title=heading, full=full))
+    return printed
+
+
+def _run_header(run: dict[str, Any], full: bool) -> str:
+    """The run's id (8 characters in a terminal) over its name."""
+    from nbtrack.cli.tables import short_id
+
+    return f"{run['run_id'] if full else short_id(run['run_id'])}\n{run['run_name']}"
+
+
+def _runs_columns(data: dict[str, Any], full: bool) -> list[Column]:
+    from nbtrack.cli.tables import Column, short_id
+
+    runs = data["runs"]
+    ids = [r["run_id"] for r in runs]
+    return [
+        Column("run id", ids if full else [short_id(i) for i in ids], cut=False),
+        Column("name", [r["run_name"] or "" for r in runs], rank=1),
+        Column("notebook", [r["experiment_name"] or "" for r in runs], rank=2),
+        Column("status", [r["status"] for r in runs], cut=False),
+        Column("start (UTC)", [(r["start_time"] or "")[:19].replace("T", " ") for r in runs],
+               rank=1, cut=False),
+    ]
+
+
+def _params_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Column]]:
+    from nbtrack.cli.tables import Column
+
+    params = data["params"]
+    key = Column("param", [f"{p['key']} ≠" if p["differs"] else p["key"] for p in params] or
+                 ["no params logged"], min_width=KEY_WIDTH,
+                 styles=[("bold yellow" if p["differs"] else "dim") for p in params] or [""])
+    runs = []
+    for run in data["runs"]:
+        values = [p["values"].get(run["run_id"]) for p in params]
+        runs.append(Column(_run_header(run, full), [("" if v is None else str(v)) for v in values]
+                           or [""], rank=1,
+                           styles=["bold yellow" if p["differs"] else "" for p in params] or [""]))
+    return key, runs
+
+
+def _metrics_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Column]]:
+    from nbtrack.cli.tables import Column, number
+
+    metrics = data["metrics"]
+    key = Column("metric", [f"{m['key']} {'↓' if m['direction'] == 'min' else '↑'}"
+                            for m in metrics] or ["no metrics logged"], min_width=KEY_WIDTH)
+    runs = []
+    for run in data["runs"]:
+        rid = run["run_id"]
+        cells, styles = [], []
+        for metric in metrics:
+            value, winners = metric["values"].get(rid), metric["best_runs"]
+            if not value:
+                cells.append("")
+                styles.append("")
+                continue
+            last = ("★ " if rid in winners["last"] else "") + number(value["last"], full=full)
+            best = ("★ " if rid in winners["best"] else "") + number(value["best"], full=full)
+            same = number(value["best"], full=full) == number(value["last"], full=full)
+            cells.append(last if same else f"{last} ({best})")
+            styles.append("bold green" if rid in winners["last"] else "")
+        runs.append(Column(_run_header(run, full), cells or [""], rank=1, cut=False,
+                           justify="right", styles=styles or [""]))
+    return key, runs
+
+
+def _figures_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Column]]:
+    from nbtrack.cli.tables import Column
+
+    figures = data["figures"]
+    key = Column("cell-figure", [f["key"] for f in figures], min_width=KEY_WIDTH)
+    runs = []
+    for run in data["runs"]:
+        files = [f["runs"].get(run["run_id"]) for f in figures]
+        runs.append(Column(_run_header(run, full), [fs[-1]["path"] if fs else "—" for fs in files],
+                           rank=1))
+    return key, runs
 
 
 def _print_user_runs(console: Any, comparison: Comparison) -> None:
@@ -120,109 +257,13 @@ def _print_inputs(console: Any, comparison: Comparison) -> None:
         console.print(Text(f"  {pair}: {drift['summary']}"))
 
 
-def _table(title: str, first: str, comparison: Comparison) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=Text(title), title_justify="left")
-    table.add_column(Text(first), overflow="fold")
-    for run in comparison.runs:
-        table.add_column(Text(run.label), overflow="fold")
-    return table
-
-
-def _runs_table(comparison: Comparison) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title="runs", title_justify="left")
-    for name in ("run", "run id", "notebook", "status", "start (UTC)"):
-        table.add_column(name, no_wrap=name == "run id", overflow="fold")
-    for run in comparison.runs:
-        start = (run.to_dict()["start_time"] or "")[:19].replace("T", " ")
-        table.add_row(*(Text(v) for v in (run.label, run.run_id, run.experiment_name,
-                                          run.status, start)))
-    return table
-
-
-def _params_table(comparison: Comparison) -> Any:
-    from rich.text import Text
-
-    table = _table("params (≠ differs)", "param", comparison)
-    for key, row in comparison.params.iterrows():
-        differs = bool(row["differs"])
-        values = [row[rid] for rid in comparison.run_ids]
-        cells = [Text(f"{key} ≠" if differs else str(key))]
-        cells += [Text("" if v is None or v != v else str(v)) for v in values]
-        table.add_row(*cells, style="bold yellow" if differs else "dim")
-    if not len(comparison.params):
-        table.add_row(Text("no params logged"), *[Text("") for _ in comparison.runs])
-    return table
-
-
-def _metrics_table(comparison: Comparison) -> Any:
-    from rich.text import Text
-
-    table = _table("metrics: last (best) · ★ best run", "metric", comparison)
-    metrics = comparison.metrics
-    for key in metrics.index:
-        arrow = "↓" if comparison.directions[key] == "min" else "↑"
-        winners = comparison.best_runs.get(key, {})
-        cells = [Text(f"{key} {arrow}")]
-        for rid in comparison.run_ids:
-            if rid not in comparison.histories.get(key, {}):
-                cells.append(Text(""))
-                continue
-            last, best = metrics.at[key, (rid, "last")], metrics.at[key, (rid, "best")]
-            cell = _marked(last, rid in winners.get("last", []))
-            if _fmt(best) != _fmt(last):
-                cell.append(" (")
-                cell.append_text(_marked(best, rid in winners.get("best", [])))
-                cell.append(")")
-            cells.append(cell)
-        table.add_row(*cells)
-    if not len(metrics):
-        table.add_row(Text("no metrics logged"), *[Text("") for _ in comparison.runs])
-    return table
-
-
-def _fmt(value: float) -> str:
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    return f"{value:.6g}"
-
-
-def _marked(value: float, is_best: bool) -> Any:
-    from rich.text import Text
-
-    if is_best:
-        return Text(f"★ {_fmt(value)}", style="bold green")
-    return Text(_fmt(value))
-
-
-def _figures_table(comparison: Comparison) -> Any:
-    from rich.text import Text
-
-    table = _table("figures (latest execution of each cell)", "cell-figure", comparison)
-    for group in comparison.figures:
-        cells = [Text(group.key)]
-        for rid in comparison.run_ids:
-            files = group.runs.get(rid)
-            if not files:
-                cells.append(Text("—"))
-                continue
-            cells.append(Text(files[-1].path))
-        table.add_row(*cells)
-    return table
-
-
-def _artifact_roots(comparison: Comparison) -> list[str]:
+def _artifact_roots(comparison: Comparison, full: bool) -> list[str]:
     """Where each run's artifact paths are, so figures can be opened."""
     from nbtrack.query.artifacts import local_artifact_dir
 
     lines = []
     for run in comparison.runs:
         local = local_artifact_dir(run.artifact_uri)
-        lines.append(f"artifacts of {run.label}: {local if local else run.artifact_uri}")
+        label = run.label if full else run.run_id[:8]
+        lines.append(f"artifacts of {label}: {local if local else run.artifact_uri}")
     return lines

@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from nbtrack.cli.tables import add_output_arguments
 from nbtrack.lake.maintenance import DEFAULT_RETENTION_HOURS
 
 
@@ -53,15 +54,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sql.add_argument("query", metavar="QUERY", help='e.g. "SELECT key, avg(value) FROM '
                      'metrics GROUP BY key"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
-                     help="output format (default: table)")
+                     help="output format (default: table; --json and --csv say the same)")
     sql.add_argument("--limit", type=int, default=100, metavar="N",
                      help="print at most N rows as a table (default 100; csv/json print all)")
+    add_output_arguments(sql, json_help="print every row as JSON (same as --format json)")
 
-    actions.add_parser(
+    show = actions.add_parser(
         "show", help="table versions, files and sizes",
         description="Print each table's current version, number of files, size, rows "
         "and last commit.",
     )
+    add_output_arguments(show, json_help="print the tables as JSON instead of a table")
     return parser
 
 
@@ -90,21 +93,39 @@ def _size(n: int) -> str:
 
 def _show(lake: str, args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
+    from nbtrack.cli.tables import Column, print_table, write_csv
     from nbtrack.lake.maintenance import show
 
-    infos = show(lake)
-    table = Table(title=f"lake {lake}", title_justify="left")
-    for column in ("table", "version", "files", "size", "rows", "last commit"):
-        table.add_column(column, justify="left" if column in ("table", "last commit") else "right")
-    for info in infos:
-        stamp = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.modified))
-                 if info.modified else "")
-        table.add_row(info.name, str(info.version), str(info.files), _size(info.size_bytes),
-                      str(info.rows), stamp)
-    Console(highlight=False).print(table)
+    rows = [{"table": info.name, "version": info.version, "files": info.files,
+             "size_bytes": info.size_bytes, "rows": info.rows,
+             "last_commit": (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.modified))
+                             if info.modified else None)}
+            for info in show(lake)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if args.csv:
+        write_csv(rows, ["table", "version", "files", "size_bytes", "rows", "last_commit"])
+        return 0
+    console = Console(highlight=False)
+    table = [Column("table", [r["table"] for r in rows], cut=False)]
+    table += [Column(name, [str(r[key]) for r in rows], rank=1, cut=False, justify="right")
+              for name, key in (("version", "version"), ("files", "files"), ("rows", "rows"))]
+    table.insert(3, Column("size", [_size(r["size_bytes"]) for r in rows], rank=1, cut=False,
+                           justify="right"))
+    table.append(Column("last commit", [r["last_commit"] or "" for r in rows], rank=2))
+    fitted = print_table(console, table, title=f"lake {lake}", full=True if args.wide else None)
+    _footer(console, fitted)
     return 0
+
+
+def _footer(console: Any, fitted: Any) -> None:
+    from nbtrack.cli.tables import print_footer
+
+    left_out = [c.header for c in fitted.hidden]
+    if left_out or fitted.shortened:
+        print_footer(console, left_out, "see them whole with --wide, --json or --csv")
 
 
 def _optimize(lake: str, args: argparse.Namespace) -> int:
@@ -134,12 +155,14 @@ def _optimize(lake: str, args: argparse.Namespace) -> int:
 
 
 def _sql(lake: str, args: argparse.Namespace) -> int:
+    from nbtrack.cli.tables import print_table
     from nbtrack.lake.maintenance import sql
 
     result = sql(lake, args.query)
-    if args.format == "json":
+    output = "json" if args.json else "csv" if args.csv else args.format
+    if output == "json":
         print(json.dumps(result.to_pylist(), default=str, indent=1))
-    elif args.format == "csv":
+    elif output == "csv":
         import io
 
         import pyarrow.csv as pcsv
@@ -148,12 +171,39 @@ def _sql(lake: str, args: argparse.Namespace) -> int:
         pcsv.write_csv(result, buffer)
         print(buffer.getvalue().decode(), end="")
     else:
-        import pandas as pd
+        from rich.console import Console
 
-        frame = result.slice(0, args.limit).to_pandas()
-        with pd.option_context("display.max_columns", None, "display.width", 200,
-                               "display.max_colwidth", 60):
-            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+        console = Console(highlight=False)
+        rows = result.slice(0, args.limit).to_pylist()
+        if not rows:
+            print("(no rows)")
+            return 0
+        fitted = print_table(console, [_sql_column(name, [r[name] for r in rows], i)
+                                       for i, name in enumerate(result.column_names)],
+                             full=True if args.wide else None)
+        _footer(console, fitted)
         if result.num_rows > args.limit:
-            print(f"… {result.num_rows - args.limit} more rows (--limit N, or --format csv)")
+            console.print(f"… {result.num_rows - args.limit} more rows (--limit N, or --csv)",
+                          style="dim")
     return 0
+
+
+def _sql_column(name: str, values: list[Any], position: int) -> Any:
+    """A result column: numbers right-aligned with 4 significant digits in a terminal, other
+    values as text cut to fit; columns are kept left to right while they fit."""
+    import datetime as dt
+
+    from nbtrack.cli.tables import Column, number, short_id
+
+    present = [v for v in values if v is not None]
+    full = ["" if v is None else str(v) for v in values]
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return Column(name, [number(v, full=True) for v in values],
+                      compact=[number(v) for v in values], rank=position, cut=False,
+                      justify="right")
+    if present and all(isinstance(v, dt.datetime) for v in present):
+        return Column(name, full, compact=[v.strftime("%Y-%m-%d %H:%M:%S") if v else ""
+                                           for v in values], rank=position, cut=False)
+    if name == "run_id" or name.endswith("_run_id"):  # the 8 characters every command takes
+        return Column(name, full, compact=[short_id(v) for v in full], rank=position, cut=False)
+    return Column(name, full, rank=position)

@@ -7,10 +7,18 @@ Exit codes: 0 the re-run finished, 5 it failed (run and output notebook kept),
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nbtrack.batch.report import CHANGED, EQUAL, MISSING, NEW
+from nbtrack.cli.tables import add_output_arguments
 from nbtrack.errors import ExecutionFailed
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_VERDICT_STYLES = {EQUAL: "green", CHANGED: "yellow", MISSING: "red", NEW: "cyan"}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,6 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", help="MLflow store (default: the project's)")
     parser.add_argument("--project", help="project folder holding .nbtrack/ (default: here)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    add_output_arguments(parser, json_help="print the new run and how every metric moved as JSON "
+                         "instead of the report; the summary line goes to stderr")
     return parser
 
 
@@ -44,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from nbtrack.batch.params import parse_overrides
-    from nbtrack.batch.report import render_report
     from nbtrack.batch.rerun import rerun
     from nbtrack.cli.execution import prepare
 
@@ -56,9 +65,59 @@ def run(args: argparse.Namespace) -> int:
         project=args.project, timeout=args.timeout, kernel_name=args.kernel_name, warn=warn,
     )
     row = frame.iloc[0]
-    out = Console()
-    render_report(frame.attrs["report"], out, title=f"run {row['run_id']} vs {args.run_id}")
-    out.print(f"re-run {row['run_id']}: {row['status']}"
-              + (f" ({row['error']})" if row["error"] else "")
-              + f"; output notebook {row['output']}", highlight=False, soft_wrap=True)
+    report = frame.attrs["report"].to_dict(orient="records")
+    out = Console(highlight=False)
+    if args.json:
+        from nbtrack.cli.tables import nested_record
+        from nbtrack.query.values import json_safe
+
+        data = {**nested_record(frame.to_dict(orient="records")[0]), "report": json_safe(report)}
+        print(json.dumps(data, indent=2, allow_nan=False))
+    elif args.csv:
+        from nbtrack.cli.tables import write_csv
+
+        write_csv(report, ["metric", "original", "rerun", "delta", "verdict"])
+    else:
+        full = True if args.wide else not out.is_terminal
+        ids = (row["run_id"], args.run_id) if full else (row["run_id"][:8], args.run_id[:8])
+        print_report(out, report, title="run {} vs {}".format(*ids), full=full)
+    summary = (f"re-run {row['run_id']}: {row['status']}"
+               + (f" ({row['error']})" if row["error"] else "")
+               + f"; output notebook {row['output']}")
+    if args.json or args.csv:
+        err.print(summary, soft_wrap=True, highlight=False)
+    else:  # one line for a script; wrapped at spaces in a terminal
+        out.print(summary, soft_wrap=not out.is_terminal)
     return 0 if row["status"] == "FINISHED" else ExecutionFailed.exit_code
+
+
+def print_report(console: Console, report: list[dict[str, Any]], *, title: str,
+                 full: bool | None = None) -> None:
+    """How every metric moved: original, re-run and delta values, and a verdict (equal bit for
+    bit, changed, missing from the re-run, new in it), then the verdicts counted."""
+    from nbtrack.cli.tables import Column, number, print_footer, print_table
+
+    def values(key: str, hide: tuple[str, ...], *, whole: bool) -> list[str]:
+        # None becomes NaN in a float column: the verdict says which side was not logged.
+        return ["" if r["verdict"] in hide else number(r[key], full=whole) for r in report]
+
+    verdicts = [r["verdict"] for r in report]
+    table = [
+        Column("metric", [r["metric"] for r in report], min_width=12),
+        Column("original", values("original", (NEW,), whole=True),
+               compact=values("original", (NEW,), whole=False), rank=1, cut=False,
+               justify="right"),
+        Column("rerun", values("rerun", (MISSING,), whole=True),
+               compact=values("rerun", (MISSING,), whole=False), cut=False, justify="right"),
+        Column("delta", values("delta", (NEW, MISSING), whole=True),
+               compact=values("delta", (NEW, MISSING), whole=False), rank=1, cut=False,
+               justify="right"),
+        Column("verdict", verdicts, cut=False, styles=[_VERDICT_STYLES[v] for v in verdicts]),
+    ]
+    fitted = print_table(console, table, title=title, full=full)
+    counts = {v: verdicts.count(v) for v in (EQUAL, CHANGED, MISSING, NEW) if v in verdicts}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    console.print(summary or "no metrics logged by either run")
+    left_out = [c.header for c in fitted.hidden]
+    if left_out or fitted.shortened:
+        print_footer(console, left_out, "see them whole with --wide, --json or --csv")

@@ -7,10 +7,15 @@ notebooks are kept), 2 bad input, 3 notebook/sweep not found.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nbtrack.cli.tables import add_output_arguments
 from nbtrack.errors import ExecutionFailed
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -55,6 +60,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cwd", help="working directory of the kernels (default: the notebook's)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: the project's)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    add_output_arguments(parser, json_help="print the runs as JSON (params and metrics nested) "
+                         "instead of the final table; the summary line goes to stderr")
     return parser
 
 
@@ -62,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from nbtrack.batch.params import parse_assignments
-    from nbtrack.batch.report import render_runs
     from nbtrack.batch.sweep import sweep
     from nbtrack.cli.execution import prepare
 
@@ -77,12 +83,95 @@ def run(args: argparse.Namespace) -> int:
         spark_master=args.spark_master, warn=warn,
     )
     sweep_id = frame.attrs["sweep_id"]
-    out = Console(width=max(Console().width, 120) if not sys.stdout.isatty() else None)
-    render_runs(frame, out, metric=args.metric, title=f"sweep {sweep_id}")
+    rows = frame.to_dict(orient="records")
+    out = Console(highlight=False)
+    if args.json:
+        from nbtrack.cli.tables import nested_record
+
+        print(json.dumps([nested_record(row) for row in rows], indent=2, allow_nan=False))
+    elif args.csv:
+        from nbtrack.cli.tables import write_csv
+
+        write_csv(rows, list(frame.columns))
+    else:
+        print_sweep(out, rows, title=f"sweep {sweep_id}", metric=frame.attrs.get("metric"),
+                    maximize=frame.attrs.get("maximize"), full=True if args.wide else None)
     failed = int((frame["status"] != "FINISHED").sum())
     summary = f"sweep {sweep_id}: {len(frame) - failed} finished, {failed} failed"
-    out.print(summary + (f" (resume with: nbtrack sweep --resume {sweep_id})" if failed else ""),
-              highlight=False, soft_wrap=True)
+    summary += f" (resume with: nbtrack sweep --resume {sweep_id})" if failed else ""
+    if args.json or args.csv:
+        err.print(summary, soft_wrap=True, highlight=False)
+    else:  # one line for a script; wrapped at spaces in a terminal
+        out.print(summary, soft_wrap=not out.is_terminal)
     if failed:
         return ExecutionFailed.exit_code
     return 0
+
+
+def print_sweep(console: Console, rows: list[dict[str, Any]], *, title: str,
+                metric: str | None = None, maximize: bool | None = None,
+                full: bool | None = None) -> None:
+    """The final table, one line per execution: number, short run id, status, the params that
+    vary, the sweep's metric (best marked ★), the other metrics as they fit, errors last.
+
+    ``rows`` are the sweep frame's records, best first when a metric was chosen.
+    """
+    from nbtrack.cli.runs import best_rows
+    from nbtrack.cli.tables import Column, print_footer, print_table, short_id
+
+    full = not console.is_terminal if full is None else full
+    params = [c for c in rows[0] if c.startswith("params.")] if rows else []
+    metrics = [c for c in rows[0] if c.startswith("metrics.")] if rows else []
+    column = f"metrics.{metric.removeprefix('metrics.')}" if metric else None
+    if column not in metrics:
+        column = None
+    constant = {} if full else {p: _text(rows[0][p]) for p in params
+                                if len({_text(r[p]) for r in rows}) == 1}
+    ids = [r["run_id"] or "" for r in rows]
+    statuses = [r["status"] or "" for r in rows]
+    table = [
+        Column("#", [str(r["index"]) for r in rows], cut=False, justify="right"),
+        Column("run id", ids, compact=[short_id(i) for i in ids], cut=False),
+        Column("status", statuses, cut=False,
+               styles=["green" if s == "FINISHED" else "red" for s in statuses]),
+    ]
+    table += [Column(p.removeprefix("params."), [_text(r[p]) for r in rows], rank=3,
+                     name=p.removeprefix("params.")) for p in params if p not in constant]
+    ordered = ([column] if column else []) + [m for m in metrics if m != column]
+    for i, key in enumerate(ordered):
+        values = [None if _missing(r[key]) else r[key] for r in rows]
+        best = best_rows(values, key.removeprefix("metrics."), maximize) if key == column else set()
+        mark = ["★ " if n in best else "" for n in range(len(rows))]
+        table.append(Column(
+            key.removeprefix("metrics."),
+            [m + _number(v, full=True) for m, v in zip(mark, values, strict=True)],
+            compact=[m + _number(v) for m, v in zip(mark, values, strict=True)], cut=False,
+            justify="right", rank=2 if i == 0 else 4, style="bold" if key == column else "",
+            styles=["bold green" if n in best else "" for n in range(len(rows))],
+            name=key.removeprefix("metrics."),
+        ))
+    if any(not _missing(r.get("error")) for r in rows):
+        table.append(Column("error", [_text(r.get("error")) for r in rows], rank=2, style="red"))
+    fitted = print_table(console, table, title=title, full=full)
+    left_out = [f"{k.removeprefix('params.')}={v}" for k, v in constant.items()]
+    left_out += [c.name or c.header for c in fitted.hidden]
+    if left_out:
+        print_footer(console, left_out, "see them with --wide, --json or --csv")
+    elif fitted.shortened:
+        print_footer(console, [], "values cut to fit: see them whole with --wide, --json or --csv")
+
+
+def _missing(value: Any) -> bool:
+    from nbtrack.query.values import is_missing
+
+    return is_missing(value)
+
+
+def _text(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def _number(value: Any, *, full: bool = False) -> str:
+    from nbtrack.cli.tables import number
+
+    return "" if value is None else number(value, full=full)
