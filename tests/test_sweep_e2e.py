@@ -137,3 +137,30 @@ def test_a_cancelled_sweep_stops_its_kernels_and_marks_runs_killed(project):
     alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
              and "nbtrack.delivery" not in " ".join(p.cmdline())]
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_sweep_and_rerun_print_no_kernel_transport_warning(project):
+    """ipykernel warns on stderr for every kernel on TCP; nbtrack's kernels use IPC sockets."""
+    import subprocess
+    import sys
+
+    from conftest import wait_for
+
+    (project / "nb.ipynb").write_bytes((NOTEBOOKS / "sweep_grid.ipynb").read_bytes())
+
+    def nbtrack(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nbtrack", *argv], cwd=project,
+                              capture_output=True, text=True, timeout=240)
+
+    swept = nbtrack("sweep", "nb.ipynb", "-p", "x=1", "--no-progress")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    sweep_id = swept.stdout.split("sweep ", 1)[1].split()[0].rstrip(":")
+    _, children = _sweep_runs(project, sweep_id)
+    run_id = children[0].info.run_id
+    # the run's notebook snapshot reaches the store with its end, after the sweep returns
+    assert wait_for(lambda: _client(project).list_artifacts(run_id, "notebook"), timeout=60)
+    rerun = nbtrack("rerun", run_id[:8])
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for done in (swept, rerun):
+        assert "[IPKernelApp]" not in done.stderr and "without encryption" not in done.stderr, done.stderr
+    assert not list(project.glob("kernel-*"))  # no socket files left beside the notebook

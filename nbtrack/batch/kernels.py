@@ -14,6 +14,11 @@ never changed, so a kernel started during job k never sees job k's variables.
 Its working directory is its job's ``cwd`` (papermill's ``chdir`` for the
 running job does not leak into the next kernel).
 
+Kernels talk over IPC (Unix sockets in a folder only this user can enter), the
+transport ipykernel asks for: over TCP every kernel prints "Kernel is running
+over TCP without encryption" into the user's terminal. A socket path too long
+for the system falls back to TCP.
+
 Everything here runs on the worker's main thread, on the event loop nbclient
 uses there (``jupyter_core.utils.run_sync``): the look-ahead is awaited from
 nbclient's ``on_cell_start`` hook, or run between jobs.
@@ -22,10 +27,15 @@ nbclient's ``on_cell_start`` hook, or run between jobs.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import itertools
 import json
 import logging
 import os
 import queue
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +44,7 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
+from traitlets import default
 
 from nbtrack.batch.jobs import Job
 
@@ -45,7 +56,44 @@ LOAD_EXTENSION_ARG = "--IPKernelApp.extra_extensions=nbtrack"
 HISTORY_ARG = "--HistoryManager.hist_file=:memory:"
 
 
-class _Manager(AsyncKernelManager):
+#: Longest Unix socket path the system takes (sun_path is 108 bytes on Linux, 104 on macOS).
+_MAX_SOCKET_PATH = 100 if sys.platform.startswith("linux") else 96
+_socket_folder: str | None = None
+_socket_numbers = itertools.count(1)
+
+
+def _ipc_base() -> str | None:
+    """A new socket base path in this process's private folder, or None when it would be too long."""
+    global _socket_folder
+    if sys.platform == "win32":
+        return None
+    if _socket_folder is None:
+        _socket_folder = tempfile.mkdtemp(prefix="nbtrack-kernels-")  # mode 0700
+        atexit.register(shutil.rmtree, _socket_folder, ignore_errors=True)
+    base = os.path.join(_socket_folder, f"k{os.getpid()}-{next(_socket_numbers)}")
+    return base if len(base) + 3 <= _MAX_SOCKET_PATH else None  # sockets are <base>-<1..5>
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """A kernel manager on IPC sockets (see the module's docstring); papermill and nbclient
+    take it as ``kernel_manager_class``."""
+
+    @default("transport")
+    def _ipc_transport(self) -> str:
+        return "ipc" if self._ipc_path is not None else "tcp"
+
+    @default("ip")
+    def _ipc_ip(self) -> str:
+        return self._ipc_path if self.transport == "ipc" and self._ipc_path else "127.0.0.1"
+
+    @property
+    def _ipc_path(self) -> str | None:
+        if not hasattr(self, "_ipc_base"):
+            self._ipc_base = _ipc_base()
+        return self._ipc_base
+
+
+class _Manager(IpcKernelManager):
     """Remembers the clients papermill makes, to close their channels when the kernel ends."""
 
     def __init__(self, **kwargs: Any) -> None:

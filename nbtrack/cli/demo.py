@@ -142,6 +142,8 @@ def execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from nbtrack.batch.kernels import IpcKernelManager
+
     # A papermill kernel is not told its notebook's path: nbtrack's own executions say it here.
     overrides = {
         env.NOTEBOOK.name: str(notebook),
@@ -157,6 +159,7 @@ def execute(
             kernel_name=kernel,
             cwd=str(notebook.parent),
             progress_bar=sys.stderr.isatty(),
+            kernel_manager_class=IpcKernelManager,  # no "running over TCP" warning
         )
     except PapermillExecutionError as exc:
         if exc.ename == "ModuleNotFoundError" and exc.evalue == "No module named 'nbtrack'":
