@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbtrack.capture.session import RunHandle
+    from nbtrack.capture.runs import RunHandle
     from nbtrack.query.compare import Comparison
 
 __all__ = [

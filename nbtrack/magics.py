@@ -139,7 +139,7 @@ class NbtrackMagics(Magics):
         if any(item.startswith("metric_words=") for item in args):
             from nbtrack.capture.metrics import MetricNames
 
-            self.session.metric_names = MetricNames(self.session.config.metric_words)
+            self.session.metrics.names = MetricNames(self.session.config.metric_words)
 
     def _log(self, args: list[str]) -> None:
         metrics: dict[str, Any] = {}

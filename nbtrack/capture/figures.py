@@ -17,7 +17,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from nbtrack.capture.notebook import source_sha
+
+if TYPE_CHECKING:
+    from nbtrack.capture.session import TrackingSession
 
 # Raster/vector images, best first: one file per display.
 _IMAGES = (("image/png", "png"), ("image/svg+xml", "svg"), ("image/jpeg", "jpg"), ("image/gif", "gif"))
@@ -127,3 +133,59 @@ def render_figure(figure: Any) -> tuple[str, str, bytes]:
     if found is None:
         raise TypeError(f"cannot log a {type(figure).__name__} as a figure (no image representation)")
     return found
+
+
+# -- recording a run's figures -------------------------------------------------------------------
+
+
+class FiguresRecorder:
+    """Every figure a cell displays, and ``nbtrack.log_figure``, as ``figures/<exec>-<cell>-<n>.<ext>``."""
+
+    def __init__(self, session: TrackingSession) -> None:
+        self.session = session
+
+    def on_display(self, data: Any, transient: Any = None) -> None:
+        """Called for every display_data / execute_result the kernel publishes."""
+        session = self.session
+        with session.safety.guard("capturing a figure"):
+            found = figure_from_bundle(data)
+            cell = session.cell
+            if cell is not None:
+                cell.outputs += 1
+            if found is None:
+                return
+            display_id = (transient or {}).get("display_id") if isinstance(transient, dict) else None
+            self._save(*found, display_id=display_id)
+
+    def log(self, figure: Any, name: str | None = None) -> None:
+        with self.session.safety.guard("logging a figure"):
+            ext, mime, content = render_figure(figure)
+            if name:
+                artifact = name if "." in PurePosixPath(name).name else f"{name}.{ext}"
+                self._write(f"figures/{artifact}", mime, content)
+            else:
+                self._save(ext, mime, content)
+
+    def _save(self, ext: str, mime: str, content: bytes, display_id: str | None = None) -> None:
+        cell = self.session.cell
+        if cell is None:
+            exec_count, label = getattr(self.session.shell, "execution_count", 0), "x"
+            n = 0
+        else:
+            exec_count, label = cell.exec_count, cell.cell_id or "x" + source_sha(cell.raw)[:8]
+            if display_id is not None and display_id in cell.display_ids:
+                n = cell.display_ids[display_id]  # an updated display replaces its figure
+            else:
+                n = cell.figures
+                cell.figures += 1
+                if display_id is not None:
+                    cell.display_ids[display_id] = n
+        self._write(f"figures/{exec_count}-{label}-{n}.{ext}", mime, content)
+
+    def _write(self, artifact: str, mime: str, content: bytes) -> None:
+        session = self.session
+        run = session.ensure_run()
+        blob = session.journal.write_blob(f"{run.key}/{artifact}", content)
+        cell = session.cell
+        session.record("artifact", path=artifact, file=blob, kind="figure", mime=mime,
+                       cell_id=cell.cell_id if cell else None, exec_count=cell.exec_count if cell else None)

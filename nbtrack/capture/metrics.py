@@ -6,7 +6,10 @@ import ast
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtrack.capture.session import TrackingSession
 
 # MLflow's rule for metric and param names (letters, digits, _ - . space / :).
 _VALID_KEY = re.compile(r"^[\w\-. /:]+$")
@@ -97,3 +100,67 @@ def assigned_names(tree: ast.Module) -> list[str]:
 
     visit(tree.body)
     return list(dict.fromkeys(names))
+
+
+# -- recording a run's metrics -------------------------------------------------------------------
+
+
+class MetricsRecorder:
+    """A run's metrics: ``nbtrack.log``, ``%%nbtrack metrics`` and metric-like top-level variables.
+
+    A name logged again without a step is the next step of the same metric.
+    """
+
+    def __init__(self, session: TrackingSession) -> None:
+        self.session = session
+        self.names = MetricNames(session.config.metric_words)
+
+    def log(self, metrics: dict[Any, Any], *, step: Any = None, cell_id: str | None = None) -> None:
+        session = self.session
+        with session.safety.guard("logging metrics"):
+            at = self._step(step)
+            for key, value in metrics.items():
+                problem = key_problem(key)
+                if problem:
+                    session.safety.warn(f"metric skipped: {problem}")
+                    continue
+                number = as_number(value)
+                if number is None:
+                    kind = type(value).__name__
+                    session.safety.warn(f"metric {key} skipped: {kind} is not a number",
+                                        key=f"not-a-number:{key}:{kind}")
+                    continue
+                self.log_one(key, number, at, cell_id)
+
+    def _step(self, step: Any) -> int | None:
+        """A usable step, or None (the next step) with a warning: a bad step never costs the values."""
+        if step is None:
+            return None
+        number = as_number(step)
+        if number is not None and math.isfinite(number) and number == int(number):
+            return int(number)
+        self.session.safety.warn(
+            f"step {step!r} is not an integer; the values were logged at the next step instead",
+            key=f"bad-step:{type(step).__name__}")
+        return None
+
+    def log_one(self, key: str, value: float, step: int | None, cell_id: str | None) -> None:
+        run = self.session.ensure_run()
+        if step is None:
+            step = run.steps.get(key, 0)
+        run.steps[key] = max(run.steps.get(key, 0), int(step) + 1)
+        cell = self.session.cell
+        self.session.record("metric", key=key, value=value, step=int(step),
+                            cell_id=cell_id or (cell.cell_id if cell else None),
+                            exec_count=cell.exec_count if cell else None)
+
+    def from_cell(self, tree: ast.Module, user_ns: dict[str, Any], cell_id: str | None) -> list[str]:
+        """Log the metric-like numbers a cell assigned at top level; returns their names."""
+        logged = []
+        for name in assigned_names(tree):
+            if name in self.names and name in user_ns:
+                number = as_number(user_ns[name])
+                if number is not None:
+                    self.log_one(name, number, None, cell_id)
+                    logged.append(name)
+        return logged

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from nbtrack.capture.metrics import key_problem
+
+if TYPE_CHECKING:
+    from nbtrack.capture.runs import RunState
+    from nbtrack.capture.session import TrackingSession
 
 _SCALARS = (int, float, str, bool, type(None))
 
@@ -69,3 +75,109 @@ def json_value(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError):
         return str(value)
+
+
+# -- recording a run's params ------------------------------------------------------------------
+
+_PAPERMILL_PATH_VARS = (
+    "PAPERMILL_INPUT_PATH", "PAPERMILL_OUTPUT_PATH", "PAPERMILL_INPUT_DIR", "PAPERMILL_OUTPUT_DIR",
+)
+
+
+class ParamsRecorder:
+    """A run's params: the ``parameters`` cell, papermill's injected cell, ``%%nbtrack params`` and
+    ``nbtrack.log_params``. Params are immutable in MLflow, so a changed value starts a new run."""
+
+    def __init__(self, session: TrackingSession) -> None:
+        self.session = session
+
+    def text(self, value: Any) -> str:
+        """The value as MLflow will store it."""
+        return param_string(value, limit=self.session.config.max_param_length)
+
+    def log(self, params: dict[Any, Any], *, source: str, cell_id: str | None = None) -> None:
+        session = self.session
+        with session.safety.guard("logging params"):
+            clean: dict[str, Any] = {}
+            for key, value in params.items():
+                if not isinstance(key, str):
+                    session.safety.warn(f"param name {key!r} is not a string; logged as {str(key)!r}")
+                    key = str(key)
+                problem = key_problem(key)
+                if problem:
+                    session.safety.warn(f"param skipped: {problem}")
+                    continue
+                clean[key] = value
+            run = session.ensure_run()
+            changed = [k for k, v in clean.items() if k in run.params and run.params[k] != self.text(v)]
+            if changed:  # the new values make a new run
+                session.new_run(carry={**run.values, **clean})
+            else:
+                self.log_now(run, clean, source=source, cell_id=cell_id)
+
+    def log_now(self, run: RunState, values: dict[str, Any], *, source: str, cell_id: str | None = None) -> None:
+        """Record the values that are new to ``run`` (no new run, whatever they are)."""
+        new = {k: v for k, v in values.items() if run.params.get(k) != self.text(v)}
+        if not new:
+            return
+        for key, value in new.items():
+            self.warn_if_truncated(key, value)
+            run.params[key] = self.text(value)
+            run.values[key] = value
+        self.session.record("params", params={k: run.params[k] for k in new},
+                            values={k: json_value(v) for k, v in new.items()}, source=source, cell_id=cell_id)
+
+    def warn_if_truncated(self, key: str, value: Any) -> None:
+        if len(self.text(value)) < len(str(value)) and not isinstance(value, (dict, list, tuple)):
+            self.session.safety.warn(
+                f"param {key} is longer than {self.session.config.max_param_length} characters; "
+                "it was truncated", key=f"long-param:{key}")
+
+    def flush_pending(self, run: RunState) -> None:
+        """The parameters cell's values, held for papermill's injected cell, are logged now."""
+        if run.pending is not None:
+            pending, run.pending = run.pending, None
+            self.log_now(run, pending, source="parameters")
+
+    def parameters_cell(self, values: dict[str, Any], cell_id: str | None) -> None:
+        """The ``parameters`` cell ran: a new run if values changed, else the same run."""
+        for key, value in values.items():  # warned now, under this cell, though logged a cell later
+            self.warn_if_truncated(key, value)
+        run = self.session.ensure_run()
+        self.flush_pending(run)
+        if any(k in run.params and run.params[k] != self.text(v) for k, v in values.items()):
+            run = self.session.new_run()  # changed values: a new run, whose params this cell defines
+        run.pending = values  # papermill's injected cell may still override these
+
+    def injected_cell(self, values: dict[str, Any], cell_id: str | None) -> None:
+        """papermill's injected cell: its values win over the parameters cell's; its paths are tags."""
+        session = self.session
+        run = session.ensure_run()
+        for var in _PAPERMILL_PATH_VARS:
+            path = values.pop(var, None)
+            if var == "PAPERMILL_INPUT_PATH" and path and session.notebook is None:
+                session.config.notebook = str(path)
+                session.redetect()
+            if path:
+                run.extra_tags[f"nbtrack.papermill.{var.lower()}"] = str(path)
+        merged = {**(run.pending or {}), **values}
+        run.pending = None
+        session.under_papermill = True
+        self.log_now(run, merged, source="papermill", cell_id=cell_id)
+
+    def adopt_earlier(self, history: list[Any]) -> None:
+        """Params set before nbtrack was loaded: papermill injects its cell at the very top of a
+        notebook without a parameters cell, above ``%load_ext nbtrack``."""
+        from nbtrack.capture.cells import parse_cell
+
+        for raw in history:
+            if not isinstance(raw, str):
+                continue
+            tree = parse_cell(self.session.shell, raw)
+            if tree is None:
+                continue
+            ref = self.session.nbfile.find(None, raw)
+            if raw.startswith("# Parameters\n") and (ref is None or "parameters" not in ref.tags):
+                self.injected_cell(literal_assignments(tree), ref.cell_id if ref else None)
+            elif ref is not None and "parameters" in ref.tags:
+                self.parameters_cell(literal_assignments(tree), ref.cell_id)

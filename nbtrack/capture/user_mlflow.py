@@ -21,10 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 Note = Callable[[str, Any], None]  # ("start" | "end", MLflow's ActiveRun)
+_NOT_IMPORTED = object()  # MLflow's state before a cell, when the notebook had not imported it yet
+_FLUENT = "mlflow.tracking.fluent"
 
 
 def _fluent() -> Any:
-    return sys.modules.get("mlflow.tracking.fluent")
+    return sys.modules.get(_FLUENT)
 
 
 def _stack_variable(fluent: Any) -> Any:
@@ -58,9 +60,41 @@ class RunStack(list):  # type: ignore[type-arg]
 class UserMlflow:
     """Watches the kernel's MLflow (when the notebook imported it) for runs of its own."""
 
-    def __init__(self, note: Note) -> None:
-        self.note = note
+    def __init__(self) -> None:
         self._stack: RunStack | None = None
+        self._notes: list[tuple[str, Any]] = []
+        self._before: Any = None  # MLflow's state before a cell it was not watched in
+
+    def note(self, what: str, run: Any) -> None:
+        self._notes.append((what, run))  # called inside MLflow's start_run/end_run: only a list append
+
+    def before_cell(self) -> None:
+        """Observe the notebook's own MLflow runs during the next cell, if it imported MLflow."""
+        if _FLUENT not in sys.modules:
+            self._before = _NOT_IMPORTED
+        elif self.watch():
+            self._before = None
+        else:
+            self._before = self.state()
+
+    def fold_into(self, known: dict[str, dict[str, Any]]) -> bool:
+        """Add the runs started or ended since the last call to ``known`` (run id -> link);
+        True when ``known`` changed."""
+        before, self._before = self._before, None
+        if before is not None and _FLUENT in sys.modules:
+            self.catch_up(None if before is _NOT_IMPORTED else before)
+            self.watch()
+        notes, self._notes = self._notes, []
+        changed = False
+        for what, obj in notes:
+            info = describe(obj)
+            link = known.get(info["run_id"])
+            if link is None:
+                known[info["run_id"]] = {**info, "ended": what == "end"}
+                changed = True
+            elif what == "end" and not link["ended"]:
+                link["ended"] = changed = True
+        return changed
 
     def watch(self) -> bool:
         """Observe this thread's active-run list from now on; True if it is observed."""
