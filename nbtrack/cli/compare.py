@@ -107,8 +107,8 @@ def print_comparison(console: Any, comparison: Comparison, *, full: bool | None 
         print_footer(console, [], f"{runs} runs do not fit side by side, so they are shown a page "
                      "at a time: compare fewer (nbtrack compare ID ID ...), or see them all with "
                      "--wide, --json or --csv",
-                     f"{runs} runs shown a page at a time: compare fewer, or see all with "
-                     "--wide, --json, --csv")
+                     f"{runs} runs shown a page at a time; compare fewer, or use --wide, "
+                     "--json, --csv")
     elif any(f.shortened for f in shown):
         print_footer(console, [], "values cut to fit: see them whole with --wide, --json or --csv")
 

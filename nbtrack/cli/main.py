@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`nbtrack runs --json | head`): stop quietly, as a tool killed by
+        # SIGPIPE does, and keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         problem = _unreachable_store(exc)
         if problem is None:
@@ -73,8 +79,6 @@ def _unreachable_store(exc: BaseException) -> str | None:
     text = str(exc)
     if not module.startswith(("mlflow", "requests", "urllib3")) or not any(w in text for w in _CONNECTION_WORDS):
         return None
-    import os
-
     uri = os.environ.get("MLFLOW_TRACKING_URI", "the tracking server")
     return (f"cannot reach {uri} (connection refused or timed out). Start the server, or unset "
             "MLFLOW_TRACKING_URI to use the project's embedded store.")

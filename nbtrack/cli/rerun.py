@@ -101,6 +101,9 @@ def print_report(console: Console, report: list[dict[str, Any]], *, title: str,
         # None becomes NaN in a float column: the verdict says which side was not logged.
         return ["" if r["verdict"] in hide else number(r[key], full=whole) for r in report]
 
+    deltas = [("+" if not full and r["delta"] is not None and r["delta"] > 0 else "") + text
+              for r, text in zip(report, values("delta", (NEW, MISSING), whole=False), strict=True)]
+
     verdicts = [r["verdict"] for r in report]
     table = [
         Column("metric", [r["metric"] for r in report], min_width=12),
@@ -110,7 +113,7 @@ def print_report(console: Console, report: list[dict[str, Any]], *, title: str,
         Column("rerun", values("rerun", (MISSING,), whole=True),
                compact=values("rerun", (MISSING,), whole=False), cut=False, justify="right"),
         Column("delta", values("delta", (NEW, MISSING), whole=True),
-               compact=values("delta", (NEW, MISSING), whole=False), rank=1, cut=False,
+               compact=deltas, rank=1, cut=False,
                justify="right"),
         Column("verdict", verdicts, cut=False, styles=[_VERDICT_STYLES[v] for v in verdicts]),
     ]
