@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long an interrupted sweep waits for its parent's KILLED to be delivered.
+INTERRUPTED_DELIVERY_S = 10.0
+
 
 def param_space(combinations: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Every value each parameter takes in the sweep, in first-seen order."""

@@ -97,7 +97,7 @@ def rerun(
                                   tags=_new_tags(original, run_id, notebook or source))
     new_id = new.info.run_id
     output = str(workdir / "output.ipynb")
-    from nbtrack.batch.sweep import kernel_env
+    from nbtrack.batch.jobs import kernel_env
 
     job_env = kernel_env(
         notebook=str(notebook if notebook and notebook.is_file() else source), output=output,
@@ -129,8 +129,8 @@ def rerun(
 
 def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
              delivery_timeout: float) -> Any:
+    from nbtrack.batch.execution import finalize
     from nbtrack.batch.executor import LocalExecutor
-    from nbtrack.batch.sweep import finalize
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event.get("event")
