@@ -261,9 +261,12 @@ def _artifact_roots(comparison: Comparison, full: bool) -> list[str]:
     """Where each run's artifact paths are, so figures can be opened."""
     from nbtrack.query.artifacts import local_artifact_dir
 
-    lines = []
+    lines, patterns = [], set()
     for run in comparison.runs:
-        local = local_artifact_dir(run.artifact_uri)
+        local = str(local_artifact_dir(run.artifact_uri) or run.artifact_uri)
         label = run.label if full else run.run_id[:8]
-        lines.append(f"artifacts of {label}: {local if local else run.artifact_uri}")
+        lines.append(f"artifacts of {label}: {local}")
+        patterns.add(local.replace(run.run_id, "<run id>"))
+    if not full and len(lines) > 1 and len(patterns) == 1 and "<run id>" in next(iter(patterns)):
+        return [f"artifacts of each run: {patterns.pop()}"]  # one line instead of one per run
     return lines

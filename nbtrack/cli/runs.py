@@ -66,17 +66,16 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nbtrack.errors import UsageProblem
-    from nbtrack.query.runs import list_runs, runs_records
+    from nbtrack.query.runs import run_records
 
     if args.limit < 1:
         raise UsageProblem(f"--limit must be at least 1, not {args.limit}")
-    frame = list_runs(
+    records = run_records(  # from the lake when it is current: no MLflow, no pandas
         args.notebook, project=args.project, tracking_uri=args.tracking_uri,
         max_results=args.limit + 1,  # one more tells whether there are more
     )
-    more = len(frame) > args.limit
-    frame = frame.head(args.limit)
-    records = runs_records(frame)
+    more = len(records) > args.limit
+    records = records[:args.limit]
     if args.json:
         print(json.dumps(records, indent=2, allow_nan=False))
         return 0
@@ -160,10 +159,11 @@ def print_runs(console: Console, records: list[dict[str, Any]], *, title: str,
               for i, k in enumerate(shown_metrics)]
     fitted = print_table(console, table, title=title, full=full,
                          row_styles=[_status_style(r["status"]) for r in records])
-    hidden_params = list(equal) + [c.name for c in fitted.hidden if c.name in params]
+    # Columns that did not fit first (params that differ, then metrics), then the equal params.
+    hidden_params = [c.name for c in fitted.hidden if c.name in params] + list(equal)
     hidden_metrics = [c.name for c in fitted.hidden if c.name in metrics]
     example = ",".join(hidden_params[:1] + hidden_metrics[:1])
-    left_out = [f"{k}={v}" for k, v in equal.items()] + [c.name or c.header for c in fitted.hidden]
+    left_out = [c.name or c.header for c in fitted.hidden] + [f"{k}={v}" for k, v in equal.items()]
     if left_out:
         examples = [example, ",".join(hidden_metrics[:1] or hidden_params[:1]), "NAME,..."]
         print_footer(console, left_out, *(f"see --columns {e}, --wide, --json, --csv"

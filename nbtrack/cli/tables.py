@@ -121,7 +121,7 @@ def cut(text: str, width: int) -> str:
         return ELLIPSIS[:width]
     head = set_cell_size(text, width - 1)
     space = head.rfind(" ")
-    if space >= width // 2:
+    if text[len(head)] != " " and space >= width // 2:  # else the head ends a word already
         head = head[:space]
     return head.rstrip(" ,;") + ELLIPSIS
 
