@@ -36,6 +36,10 @@ SWEEP_ID = EnvVar("NBTRACK_SWEEP_ID", "Id of the sweep this execution belongs to
 RUN_TAGS = EnvVar("NBTRACK_RUN_TAGS", "JSON object of extra tags for the kernel's first run.")
 DAEMON_IDLE = EnvVar("NBTRACK_DAEMON_IDLE", "Seconds the delivery process waits idle before exiting.")
 MLFLOW_TRACKING_URI = EnvVar("MLFLOW_TRACKING_URI", "MLflow's own variable: overrides the embedded store.")
+JPY_SESSION_NAME = EnvVar("JPY_SESSION_NAME", "Jupyter server's name of the kernel's session (the notebook path).")
+DATABRICKS_RUNTIME = EnvVar(
+    "DATABRICKS_RUNTIME_VERSION", "Set on Databricks: delivery runs in a kernel thread (the notebook's credentials)."
+)
 INPUT_VERSIONS = EnvVar(
     "NBTRACK_INPUT_VERSIONS",
     "JSON {table_uri: version}: Delta versions read_delta/read_table pin (set by re-runs).",

@@ -17,6 +17,18 @@ PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
 # JSON list of the MLflow runs the notebook's own MLflow calls started or ended during this run:
 # [{"run_id", "experiment_id", "name", "tracking_uri", "parent_run_id", "ended"}, ...]
 USER_RUNS = "nbtrack.user_runs"
+PYTHON = "nbtrack.python"  # the kernel's Python version
+# Sweeps (nbtrack.batch): the parent run and one child per execution.
+SWEEP_ROLE = "nbtrack.sweep.role"  # parent | child
+SWEEP_INDEX = "nbtrack.sweep.index"  # 1-based combination number: <index>.ipynb
+SWEEP_PARAMS = "nbtrack.sweep.params"  # JSON of the injected parameters
+SWEEP_SIZE = "nbtrack.sweep.size"
+SWEEP_BACKEND = "nbtrack.sweep.backend"  # local | spark
+SWEEP_FINISHED = "nbtrack.sweep.finished"  # on the parent: executions that finished
+SWEEP_FAILED = "nbtrack.sweep.failed"  # on the parent: executions that failed
+SWEEP_DURATION = "nbtrack.sweep.duration_s"  # seconds papermill took, queueing excluded
+SWEEP_ERROR = "nbtrack.sweep.error"  # how papermill saw a failed execution end
+SWEEP_SUPERSEDED_BY = "nbtrack.sweep.superseded_by"  # a failed child re-run by --resume
 PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own
 RUN_NAME = "mlflow.runName"  # MLflow's own
 SOURCE_NAME = "mlflow.source.name"

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbtrack import tags
 from nbtrack.batch.sweep import sweep
 from nbtrack.cli.main import main
 
@@ -48,7 +49,7 @@ def test_grid_with_a_failing_combination_then_resume(project, capsys):
     assert len(parents) == 1 and len(children) == 4
     parent = parents[0]
     assert parent.info.status == "FAILED"
-    assert parent.data.tags["nbtrack.sweep.finished"] == "3"
+    assert parent.data.tags[tags.SWEEP_FINISHED] == "3"
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     assert all(c.data.tags["nbtrack.origin"] == "sweep" for c in children)
     by_xy = {(c.data.params["x"], c.data.params["y"]): c for c in children}

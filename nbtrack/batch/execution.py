@@ -14,7 +14,7 @@ from nbtrack.batch.jobs import KILLED, Job, Outcome, kernel_env
 from nbtrack.batch.parent_run import INTERRUPTED_DELIVERY_S, ParentJournal, close_parent, end_parent
 from nbtrack.batch.plan import SweepPlan
 from nbtrack.batch.progress import Progress, ProgressOption
-from nbtrack.batch.store import SWEEP_DURATION, SWEEP_SUPERSEDED_BY, Store, latest_attempts
+from nbtrack.batch.store import Store, latest_attempts
 
 if TYPE_CHECKING:
     from nbtrack.batch.executor import LocalExecutor
@@ -31,7 +31,7 @@ def create_jobs(plan: SweepPlan, store: Store, todo: list[int], timeout: float |
             index=index, params=plan.params(index), notebook=plan.notebook, output=output,
         )
         if index in previous:
-            store.client.set_tag(previous[index].info.run_id, SWEEP_SUPERSEDED_BY, run_id)
+            store.client.set_tag(previous[index].info.run_id, tags.SWEEP_SUPERSEDED_BY, run_id)
         jobs.append(Job(
             index=index, notebook=plan.notebook, output=output, params=plan.params(index),
             env=kernel_env(notebook=plan.notebook, output=output, run_id=run_id,
@@ -128,4 +128,4 @@ def finalize(store: Store, run_ids: dict[int, str], outcomes: dict[int, Outcome]
     store.wait_terminal(waiting, delivery_timeout)
     for index, outcome in outcomes.items():
         store.finalize(run_ids[index], outcome.status, outcome.error)
-        store.client.set_tag(run_ids[index], SWEEP_DURATION, f"{outcome.duration_s:.3f}")
+        store.client.set_tag(run_ids[index], tags.SWEEP_DURATION, f"{outcome.duration_s:.3f}")

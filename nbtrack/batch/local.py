@@ -7,14 +7,13 @@ kernels whose runs were never created leave nothing behind.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack import tags
+from nbtrack import env, tags
 from nbtrack.batch.execution import finalize
 from nbtrack.batch.jobs import KILLED, Job, Outcome, kernel_env
 from nbtrack.batch.parent_run import INTERRUPTED_DELIVERY_S, ParentJournal, close_parent, end_parent
@@ -112,7 +111,7 @@ def start_delivery(project: Project) -> None:
     from nbtrack.delivery.launcher import daemon_alive, spawn_daemon
 
     config = project_config(project.root)
-    if config.delivery == "thread" or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+    if config.delivery == "thread" or env.DATABRICKS_RUNTIME.get():
         return
     try:
         if not daemon_alive(project):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
 from nbtrack.batch.jobs import FAILED, FINISHED
-from nbtrack.batch.store import SWEEP_ROLE, SWEEP_SIZE, latest_attempts
+from nbtrack.batch.store import latest_attempts
 from nbtrack.journal import JournalWriter
 from nbtrack.project import Project
 
@@ -104,7 +104,7 @@ def _process_start_time() -> float | None:
 
 
 def _version() -> str:
-    from nbtrack import __version__
+    from nbtrack.version import __version__
 
     return __version__
 
@@ -118,8 +118,8 @@ def open_parent(plan: SweepPlan, store: Store, *,
         tags.SWEEP_ID: plan.sweep_id,
         tags.ORIGIN: "sweep",
         tags.NOTEBOOK: store.project.experiment_name(plan.notebook),
-        SWEEP_ROLE: "parent",
-        SWEEP_SIZE: str(len(plan.combinations)),
+        tags.SWEEP_ROLE: "parent",
+        tags.SWEEP_SIZE: str(len(plan.combinations)),
         **(extra_tags or {}),
     }
     if extra_tags is not None:
@@ -137,7 +137,7 @@ def end_parent(plan: SweepPlan, store: Store, parent: ParentJournal | None, *,
     latest = latest_attempts(store.sweep_runs(plan.sweep_id)[1])
     finished = sum(1 for r in latest.values() if r.info.status == FINISHED)
     failed = len(plan.combinations) - finished
-    counts = {"nbtrack.sweep.finished": str(finished), "nbtrack.sweep.failed": str(failed)}
+    counts = {tags.SWEEP_FINISHED: str(finished), tags.SWEEP_FAILED: str(failed)}
     close_parent(plan, store, parent, FINISHED if not failed else FAILED, counts, timeout=timeout)
 
 

@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from nbtrack import tags
 from nbtrack.batch.parent_run import ParentJournal, open_parent
 from nbtrack.batch.plan import PLAN_ARTIFACT_DIR, PLAN_FILE, SweepPlan
-from nbtrack.batch.store import SWEEP_SUPERSEDED_BY, Store, latest_attempts
+from nbtrack.batch.store import Store, latest_attempts
 
 
 def write_run_id(path: Path, run_id: str) -> None:
@@ -107,7 +108,7 @@ class RunCreator:
                 output=str(plan.output(index)), status="RUNNING" if running else "SCHEDULED",
             )
             if index in previous:
-                store.client.set_tag(previous[index].info.run_id, SWEEP_SUPERSEDED_BY, run_id)
+                store.client.set_tag(previous[index].info.run_id, tags.SWEEP_SUPERSEDED_BY, run_id)
             with self._lock:
                 self.run_ids[index] = run_id
                 late = index in self._started and not running

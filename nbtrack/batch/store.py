@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack import tags
+from nbtrack import env, tags
 from nbtrack.errors import NotFound, StoreUnavailable
 from nbtrack.events import TERMINAL_STATUSES
 from nbtrack.project import Project
@@ -30,14 +30,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-#: Tags only re-runs write (the rest are in nbtrack.tags).
-SWEEP_ROLE = "nbtrack.sweep.role"  # parent | child
-SWEEP_INDEX = "nbtrack.sweep.index"  # 1-based combination number: <index>.ipynb
-SWEEP_PARAMS = "nbtrack.sweep.params"  # JSON of the injected parameters
-SWEEP_SIZE = "nbtrack.sweep.size"
-SWEEP_DURATION = "nbtrack.sweep.duration_s"  # seconds papermill took, queueing excluded
-SWEEP_ERROR = "nbtrack.sweep.error"  # how papermill saw a failed execution end
-SWEEP_SUPERSEDED_BY = "nbtrack.sweep.superseded_by"  # a failed child re-run by --resume
 
 #: How long to wait for the kernel's own final status to be delivered.
 DELIVERY_TIMEOUT_S = 45.0
@@ -72,7 +64,7 @@ def check_reachable(tracking_uri: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         hint = ("or unset MLFLOW_TRACKING_URI to use the project's embedded store"
-                if os.environ.get("MLFLOW_TRACKING_URI") == tracking_uri else "or choose another store")
+                if env.MLFLOW_TRACKING_URI.get() == tracking_uri else "or choose another store")
         raise StoreUnavailable(f"cannot reach {tracking_uri} ({reason.lower()}); nothing was run. "
                                f"Start the tracking server, {hint}.") from None
 
@@ -94,9 +86,6 @@ class Store:
             if not create and not Path(uri[len("sqlite:///"):]).is_file():
                 raise NotFound(f"no nbtrack store at {uri[len('sqlite:///'):]}")
             project.ensure()
-        # MLflow's telemetry flushes at exit and waits on the network: seconds per command here.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         return cls(open_client(uri), project, uri)
 
     def experiment_id(self, notebook: str | os.PathLike[str]) -> str:
@@ -121,9 +110,9 @@ class Store:
             tags.NOTEBOOK: self.project.experiment_name(notebook),
             tags.PAPERMILL_INPUT: notebook,
             tags.PAPERMILL_OUTPUT: output,
-            SWEEP_ROLE: "child",
-            SWEEP_INDEX: str(index),
-            SWEEP_PARAMS: json.dumps(params)[:5000],
+            tags.SWEEP_ROLE: "child",
+            tags.SWEEP_INDEX: str(index),
+            tags.SWEEP_PARAMS: json.dumps(params)[:5000],
         })
         self.client.update_run(run.info.run_id, status=status)
         return run.info.run_id
@@ -156,7 +145,7 @@ class Store:
         """Record how an execution ended unless the kernel already did; returns the final status."""
         current = self.status(run_id)
         if error:
-            self.client.set_tag(run_id, SWEEP_ERROR, error[:5000])
+            self.client.set_tag(run_id, tags.SWEEP_ERROR, error[:5000])
         if current in TERMINAL_STATUSES:
             return current
         self.client.set_terminated(run_id, status=status)
@@ -177,10 +166,10 @@ class Store:
         quoted = sweep_id.replace("'", "")
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         found = self._search(experiments, f"tags.`{tags.SWEEP_ID}` = '{quoted}'")
-        parents = [r for r in found if r.data.tags.get(SWEEP_ROLE) == "parent"]
+        parents = [r for r in found if r.data.tags.get(tags.SWEEP_ROLE) == "parent"]
         if not parents:
             raise NotFound(f"no sweep {sweep_id!r} in {self.tracking_uri}")
-        children = [r for r in found if r.data.tags.get(SWEEP_ROLE) == "child"]
+        children = [r for r in found if r.data.tags.get(tags.SWEEP_ROLE) == "child"]
         children.sort(key=lambda r: r.info.start_time or 0)
         return parents[0], children
 
@@ -208,7 +197,7 @@ def latest_attempts(children: Iterable[Run]) -> dict[int, Run]:
     """The newest child run of each combination index."""
     latest: dict[int, Run] = {}
     for run in children:
-        raw = run.data.tags.get(SWEEP_INDEX)
+        raw = run.data.tags.get(tags.SWEEP_INDEX)
         if raw is None or not raw.isdigit():
             continue
         index = int(raw)

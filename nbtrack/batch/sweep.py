@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nbtrack import tags
 from nbtrack.batch import grid
 from nbtrack.batch import params as params_mod
 from nbtrack.batch.execution import run_created
@@ -42,14 +43,7 @@ from nbtrack.batch.plan import (
 )
 from nbtrack.batch.progress import ProgressOption
 from nbtrack.batch.report import runs_frame, sort_runs
-from nbtrack.batch.store import (
-    DELIVERY_TIMEOUT_S,
-    SWEEP_DURATION,
-    SWEEP_ERROR,
-    Store,
-    check_reachable,
-    latest_attempts,
-)
+from nbtrack.batch.store import DELIVERY_TIMEOUT_S, Store, check_reachable, latest_attempts
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.store import resolve
 
@@ -122,13 +116,13 @@ def sweep(
             plan, store, todo, parent = _prepare_new(
                 Path(notebook or ""), params or {}, file=file, random=random, seed=seed,
                 kernel_name=kernel_name, cwd=cwd, project=project, tracking_uri=tracking_uri,
-                say=say, extra_tags={"nbtrack.sweep.backend": backend}, executor=executor,
+                say=say, extra_tags={tags.SWEEP_BACKEND: backend}, executor=executor,
                 metric=metric, maximize=maximize,
             )
         if todo and executor is not None:
             store = run_local(plan, store, todo, timeout=timeout, executor=executor,
                                progress=progress, delivery_timeout=delivery_timeout,
-                               new_parent=None if resume else {"nbtrack.sweep.backend": backend},
+                               new_parent=None if resume else {tags.SWEEP_BACKEND: backend},
                                parent=parent)
         elif todo:
             assert store is not None and parent is not None
@@ -265,8 +259,8 @@ def results(plan: SweepPlan, store: Store) -> pd.DataFrame:
         else:
             info = run.info
             row.update(run_id=info.run_id, status=info.status,
-                       error=run.data.tags.get(SWEEP_ERROR))
-            duration = run.data.tags.get(SWEEP_DURATION)
+                       error=run.data.tags.get(tags.SWEEP_ERROR))
+            duration = run.data.tags.get(tags.SWEEP_DURATION)
             row["duration_s"] = float(duration) if duration else None
             row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         rows.append(row)

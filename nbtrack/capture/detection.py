@@ -91,7 +91,7 @@ def _find(user_ns: dict[str, Any], configured: str, told: str | None, sources: l
     pm = _papermill_output_nearby([cwd, *([parent.cwd] if parent.cwd else [])], sources)
     if pm is not None:
         return Detection(pm[0], "papermill output notebook", pm[0], pm[1])
-    session = user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    session = user_ns.get("__session__") or env.JPY_SESSION_NAME.get()
     found = _existing_notebook(str(session) if session else None, cwd)
     if found is not None:
         return Detection(found, "Jupyter session")

@@ -341,7 +341,7 @@ def _process_start_time() -> float | None:
 
 
 def _version() -> str:
-    from nbtrack import __version__
+    from nbtrack.version import __version__
 
     return __version__
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from nbtrack import env
 from nbtrack.errors import ExecutionFailed, NbtrackError, UsageProblem
+from nbtrack.events import TERMINAL_STATUSES
 from nbtrack.project import Project
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 NOTEBOOK_NAME = "quickstart.ipynb"
 OUTPUT_NAME = "quickstart.output.ipynb"
-TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -318,7 +317,9 @@ def local_artifact(artifact_uri: str | None, path: str) -> str:
     """The file behind an artifact of a local store, else its URI."""
     if not artifact_uri:
         return path
-    parsed = urlparse(artifact_uri)
-    if parsed.scheme in ("", "file"):
-        return str(Path(unquote(parsed.path)) / path) if path else unquote(parsed.path)
+    from nbtrack.query.artifacts import local_artifact_dir
+
+    folder = local_artifact_dir(artifact_uri)
+    if folder is not None:
+        return str(folder / path) if path else str(folder)
     return f"{artifact_uri.rstrip('/')}/{path}"

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from nbtrack import env
 from nbtrack.errors import NbtrackError, StoreUnavailable
 
 #: Command modules, in the order ``nbtrack --help`` lists them.
@@ -22,7 +23,7 @@ COMMANDS = ["runs", "compare", "sweep", "rerun", "recover", "lake", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nbtrack import __version__
+    from nbtrack.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="nbtrack",
@@ -79,7 +80,7 @@ def _unreachable_store(exc: BaseException) -> str | None:
     text = str(exc)
     if not module.startswith(("mlflow", "requests", "urllib3")) or not any(w in text for w in _CONNECTION_WORDS):
         return None
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "the tracking server")
+    uri = env.MLFLOW_TRACKING_URI.get("the tracking server")
     return (f"cannot reach {uri} (connection refused or timed out). Start the server, or unset "
             "MLFLOW_TRACKING_URI to use the project's embedded store.")
 

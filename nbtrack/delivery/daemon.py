@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nbtrack import env
 from nbtrack.project import Project
+from nbtrack.store import quiet_mlflow_env
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project", type=Path)
     parser.add_argument("--idle-exit", type=float, default=float(env.DAEMON_IDLE.get("30") or 30))
     args = parser.parse_args(argv)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    quiet_mlflow_env()  # before MLflow is imported here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     from nbtrack.config import project_config

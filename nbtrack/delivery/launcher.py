@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nbtrack import env
 from nbtrack.journal.state import Status
 from nbtrack.project import Project
 
@@ -202,7 +203,7 @@ def _last_line(path: Path, offset: int) -> str:
 
 
 def start_delivery(project: Project, session: str, config: Any) -> _Handle:
-    if config.delivery == "thread" or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+    if config.delivery == "thread" or env.DATABRICKS_RUNTIME.get():
         return ThreadDelivery(project, session)
     try:
         return ProcessDelivery(project, session)

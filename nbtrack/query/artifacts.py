@@ -78,7 +78,7 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
     parsed = urlparse(artifact_uri)
     if parsed.scheme == "file":
         return Path(url2pathname(unquote(parsed.path)))
-    if parsed.scheme == "" and artifact_uri.startswith("/"):
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or a Windows drive
         return Path(artifact_uri)
     return None
 

@@ -15,16 +15,15 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
-from nbtrack import __version__
 from nbtrack.errors import ExecutionFailed, NotFound, UsageProblem
 from nbtrack.query.runs import runs_records
 from nbtrack.query.values import json_safe
 from nbtrack.server.jobs import Job, JobRegistry
+from nbtrack.version import __version__
 
 if TYPE_CHECKING:
 
@@ -145,13 +144,14 @@ class NbtrackService(LoggingConfigurable):
 
         Relative paths only, no ``..`` and no symlink leading outside that root.
         """
+        from nbtrack.query.artifacts import local_artifact_dir
         from nbtrack.query.lookup import get_run
 
         relative = _artifact_path(path)
         ref = self.store_for(notebook)
         run = get_run(ref, run_id)
         run_id = run.info.run_id
-        local_root = _local_dir(run.info.artifact_uri or "")
+        local_root = local_artifact_dir(run.info.artifact_uri or "")
         if local_root is not None:
             root = local_root.resolve()
             target = (root / relative).resolve()
@@ -259,10 +259,3 @@ def _artifact_path(path: str) -> PurePosixPath:
     return relative
 
 
-def _local_dir(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path, or a Windows drive
-        return Path(uri)
-    return None

@@ -206,7 +206,7 @@ class MlflowSink:
             req.write_text(requirements)
             client.log_artifact(run_id, str(req), "environment")
         if header.get("python"):
-            end_tags["nbtrack.python"] = str(header["python"])
+            end_tags[tags.PYTHON] = str(header["python"])
         if end_tags:
             _log_tags(client, run_id, end_tags)
         client.set_terminated(run_id, status=event.get("status") or "FINISHED", end_time=int(event["t"] * 1000))
