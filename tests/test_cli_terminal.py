@@ -265,3 +265,29 @@ def test_piped_runs_keep_full_values_and_csv_has_every_column(swept: Swept):
     sweep = piped(swept.root, "sweep", "--resume", swept.sweep_id, "--json")
     assert {r["run_id"] for r in json.loads(sweep.stdout)} == {r["run_id"] for r in swept.children}
     assert f"sweep {swept.sweep_id}: 4 finished" in sweep.stderr
+
+
+def test_json_and_csv_wherever_a_table_is_printed(swept: Swept):
+    ids = [r["run_id"] for r in swept.children]
+    rows = list(csv.DictReader(io.StringIO(piped(swept.root, "compare", *ids, "--csv").stdout)))
+    lr = next(r for r in rows if r["kind"] == "param" and r["key"] == "learning_rate")
+    assert [lr[i] for i in ids] == [r["params"]["learning_rate"] for r in swept.children]
+    best = next(r for r in rows if r["kind"] == "metric.last" and r["key"] == "val_acc")
+    assert [float(best[i]) for i in ids] == [r["metrics"]["val_acc"] for r in swept.children]
+    tables = json.loads(piped(swept.root, "lake", "show", "--json").stdout)
+    assert {"runs", "metrics", "leaderboard"} <= {t["table"] for t in tables}
+    assert "leaderboard" in piped(swept.root, "lake", "show", "--csv").stdout
+    found = piped(swept.root, "lake", "sql", "SELECT run_id, status FROM runs", "--csv").stdout
+    assert {r["run_id"] for r in swept.runs} <= {r["run_id"] for r in csv.DictReader(io.StringIO(found))}
+    found = json.loads(piped(swept.root, "lake", "sql", "SELECT run_id FROM runs", "--json").stdout)
+    assert {r["run_id"] for r in swept.runs} <= {r["run_id"] for r in found}
+
+
+def test_wide_in_a_terminal_prints_everything_whole(swept: Swept):
+    screen = in_terminal(swept.root, 80, "runs", "quickstart.ipynb", "--wide")
+    assert screen.exit_code == 0, screen.stderr
+    header = next(line for line in screen.lines if line.startswith("run id"))
+    assert all(name in header for name in ("n_estimators", "seed", "test_size", "train_loss"))
+    for run in swept.children:
+        assert str(run["metrics"]["val_acc"]) in screen.line_with(run["run_id"])
+    assert "…" not in screen.text and "not shown" not in screen.text

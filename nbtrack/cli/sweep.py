@@ -151,7 +151,9 @@ def print_sweep(console: Console, rows: list[dict[str, Any]], *, title: str,
             name=key.removeprefix("metrics."),
         ))
     if any(not _missing(r.get("error")) for r in rows):
-        table.append(Column("error", [_text(r.get("error")) for r in rows], rank=2, style="red"))
+        # a failed run's reason matters more than its other metrics: give it room to be read
+        table.append(Column("error", [_text(r.get("error")) for r in rows], rank=2, style="red",
+                            min_width=30))
     fitted = print_table(console, table, title=title, full=full)
     left_out = [f"{k.removeprefix('params.')}={v}" for k, v in constant.items()]
     left_out += [c.name or c.header for c in fitted.hidden]
