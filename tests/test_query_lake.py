@@ -7,6 +7,7 @@ feeds the project's real MLflow store and its real Delta lake.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -195,3 +196,38 @@ def test_a_relative_lake_path_is_the_same_lake_from_any_folder(
     assert not (project / "notebooks" / "lake").exists()
     [run] = list_runs(project / NOTEBOOK)["status"]
     assert run == "KILLED"  # the recovered run_end reached the same lake
+
+
+def test_run_records_from_the_lake_equal_mlflow_records(
+    project: Path, delivered: dict[str, str], monkeypatch: pytest.MonkeyPatch
+):
+    """`nbtrack runs` reads the lake with Arrow alone; its rows are the MLflow path's rows."""
+    from nbtrack.query.runs import BASE_COLUMNS, run_records, runs_records
+
+    for limit in (1000, 2):
+        fast = run_records(project / NOTEBOOK, max_results=limit)
+        assert fast == runs_records(_from_mlflow(project, monkeypatch, max_results=limit))
+        assert json.dumps(fast, allow_nan=False) == json.dumps(
+            runs_records(list_runs(project / NOTEBOOK, max_results=limit)), allow_nan=False)
+    assert len(fast) == 2 and set(fast[0]) == {"params", "metrics", *BASE_COLUMNS}
+
+
+def test_cli_runs_and_lake_show_read_a_current_lake_without_mlflow_or_pandas(
+    project: Path, delivered: dict[str, str]
+):
+    from test_cli_fail_fast import nbtrack
+
+    code, err, imported = nbtrack(project, "runs", NOTEBOOK, "--json")
+    assert code == 0 and imported == [], (err, imported)
+    code, err, imported = nbtrack(project, "lake", "show")
+    assert code == 0 and imported == [], (err, imported)
+
+
+def test_recover_with_nothing_to_deliver_says_so_without_opening_the_store(project: Path):
+    from test_cli_fail_fast import nbtrack
+
+    code, err, imported = nbtrack(project, "recover")
+    assert code == 0 and imported == [], (err, imported)
+    done = subprocess.run([sys.executable, "-m", "nbtrack", "recover"], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout == f"nothing to deliver: every journal of {project} is delivered\n"

@@ -23,19 +23,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from nbtrack.journal import list_journals
+
+    project = Project(find_project_root(args.project or Path.cwd()))
+    if not project.state_dir.is_dir():
+        raise NotFound(f"no .nbtrack/ folder in {project.root}: nothing was tracked here")
+    pending = [j.session for j in list_journals(project.journal_dir)]
+    if not pending:  # answered without opening the store (MLflow's import alone takes seconds)
+        print(f"nothing to deliver: every journal of {project.root} is delivered")
+        return 0
     from rich.console import Console
     from rich.markup import escape
 
     from nbtrack.delivery.daemon import ALREADY_RUNNING, pid_path, serve
     from nbtrack.delivery.deliverer import process_alive
     from nbtrack.delivery.launcher import daemon_alive
-    from nbtrack.journal import list_journals
     from nbtrack.journal.state import RunIndex, Status
 
-    project = Project(find_project_root(args.project or Path.cwd()))
-    if not project.state_dir.is_dir():
-        raise NotFound(f"no .nbtrack/ folder in {project.root}: nothing was tracked here")
-    pending = [j.session for j in list_journals(project.journal_dir)]
     console = Console()
     with console.status(f"delivering {len(pending)} journal(s)…"):
         busy = serve(project, idle_exit=0, once=True) == ALREADY_RUNNING

@@ -73,7 +73,8 @@ def _files(dt: DeltaTable) -> tuple[int, int, int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    actions = pa.table(dt.get_add_actions(flatten=True))  # deltalake returns an arro3 table
+    # deltalake returns an arro3 table; read as a stream (pa.table() would import pandas)
+    actions = pa.RecordBatchReader.from_stream(dt.get_add_actions(flatten=True)).read_all()
     if actions.num_rows == 0:
         return 0, 0, 0
     size = pc.sum(actions.column("size_bytes")).as_py() or 0

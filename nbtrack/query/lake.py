@@ -87,6 +87,59 @@ def runs_from_lake(ref: StoreRef, experiment: str, max_results: int) -> pd.DataF
     return as_mlflow_frame(frame)
 
 
+def records_from_lake(ref: StoreRef, experiment: str, max_results: int) -> list[dict[str, Any]] | None:
+    """``runs_records(list_runs(...))`` read from the lake with Arrow alone (no pandas, no MLflow):
+    what ``nbtrack runs`` prints. None when MLflow must answer, as :func:`runs_from_lake`."""
+    lake = project_lake(ref)
+    if lake is None or not lake_is_current(ref.project):
+        return None
+    try:
+        from nbtrack.lake.query import runs_table
+
+        table = runs_table(lake, experiment, max_results=max_results,
+                           tracking_uri=ref.tracking_uri, best=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt log, unreadable files: use MLflow
+        log.debug("lake listing failed, reading MLflow: %s", exc)
+        return None
+    if table is None or table.num_rows == 0:
+        return None
+    from nbtrack.lake.query import plain_rows
+
+    return [_record(row) for row in plain_rows(table)]
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    """A leaderboard row as ``runs_records`` writes the MLflow path's row: times at MLflow's
+    millisecond precision, tag columns "" when unset, params as text, NaN metrics left out."""
+    from datetime import timedelta
+
+    from nbtrack.lake.query import BASE_COLUMNS
+    from nbtrack.lake.schemas import METRIC_PREFIX, PARAM_PREFIX
+    from nbtrack.query.values import json_number
+
+    times = {}
+    for name, column in (("start_time", "start"), ("end_time", "end")):
+        value = row.get(column)
+        times[name] = None if value is None else value - timedelta(microseconds=value.microsecond % 1000)
+    start, end = times["start_time"], times["end_time"]
+    values = {
+        "run_id": row["run_id"], "run_name": row.get("name"), "status": row.get("status"),
+        "start_time": None if start is None else start.isoformat(),
+        "end_time": None if end is None else end.isoformat(),
+        "duration_s": (end - start).total_seconds() if start is not None and end is not None else None,
+    }
+    record: dict[str, Any] = {"params": {}, "metrics": {}}
+    for column in BASE_COLUMNS:
+        record[column] = values[column] if column in values else row.get(column) or ""
+    for column in sorted(row):
+        value = row[column]
+        if column.startswith(PARAM_PREFIX) and value is not None:
+            record["params"][column[len(PARAM_PREFIX):]] = str(value)
+        elif column.startswith(METRIC_PREFIX) and value is not None and value == value:
+            record["metrics"][column[len(METRIC_PREFIX):]] = json_number(value)
+    return record
+
+
 def as_mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A lake runs frame in the MLflow path's shape (see ``nbtrack.query.runs.runs_frame``)."""
     import numpy as np
@@ -109,14 +162,14 @@ def as_mlflow_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_from_lake(ref: StoreRef, run_ids: list[str]) -> dict[str, Any] | None:
-    """``nbtrack.lake.query.compare_data`` for these runs when the lake is current, else None."""
+    """``nbtrack.lake.query.compare_rows`` for these runs when the lake is current, else None."""
     lake = project_lake(ref)
     if lake is None or not lake_is_current(ref.project):
         return None
     try:
-        from nbtrack.lake.query import compare_data
+        from nbtrack.lake.query import compare_rows
 
-        return compare_data(lake, run_ids)
+        return compare_rows(lake, run_ids)
     except Exception as exc:  # noqa: BLE001
         log.debug("lake comparison failed, reading MLflow: %s", exc)
         return None

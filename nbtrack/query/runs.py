@@ -73,6 +73,27 @@ def list_runs(
     return runs_frame(list(runs))
 
 
+def run_records(
+    notebook: str | os.PathLike[str],
+    *,
+    project: ProjectLike | None = None,
+    tracking_uri: str | None = None,
+    max_results: int = 1000,
+) -> list[dict[str, Any]]:
+    """:func:`runs_records` of :func:`list_runs`, read from a current lake without importing
+    pandas or MLflow (``nbtrack runs`` answers in a fraction of a second), else from MLflow."""
+    from nbtrack.query.lake import records_from_lake
+
+    if max_results < 1:
+        raise UsageProblem(f"max_results must be at least 1, not {max_results}")
+    ref, experiment = locate_experiment(notebook, project=project, tracking_uri=tracking_uri)
+    records = records_from_lake(ref, experiment, max_results)
+    if records is not None:
+        return records
+    return runs_records(list_runs(notebook, project=project, tracking_uri=tracking_uri,
+                                  max_results=max_results))
+
+
 def locate_experiment(
     notebook: str | os.PathLike[str] | None,
     *,

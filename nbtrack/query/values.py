@@ -19,8 +19,11 @@ def is_missing(value: Any) -> bool:
         return math.isnan(value)
     if isinstance(value, str | list | tuple | dict | set):
         return False
-    if "pandas" not in sys.modules and "numpy" not in sys.modules:
-        return False
+    if "pandas" not in sys.modules:  # no pandas value can exist: numpy's NaN at most
+        numpy = sys.modules.get("numpy")  # (pyarrow imports numpy; asking pandas costs 0.3 s)
+        if numpy is None or not isinstance(value, numpy.floating):
+            return False
+        return bool(numpy.isnan(value))
     try:
         import pandas as pd
 
