@@ -219,8 +219,8 @@ def test_compare_with_more_runs_than_fit_pages_them(swept: Swept):
     ids = [r["run_id"][:8] for r in swept.runs]  # the parent too: five runs
     screen = in_terminal(swept.root, 80, "compare", *ids)
     _assert_fits(screen, 80)
-    pages = [line for line in screen.lines if line.startswith("metrics: last (best)")]
-    assert len(pages) >= 2 and pages[0].endswith(f"of {len(ids)}")
+    pages = [line for line in screen.lines if "metrics: last (best)" in line]
+    assert len(pages) >= 2 and pages[0].startswith("runs 1–") and f"of {len(ids)} ·" in pages[0]
     assert "page at a time" in screen.lines[-1] and "compare fewer" in screen.lines[-1]
 
 

@@ -133,12 +133,13 @@ def _print_transposed(console: Any, title: str, key: Column, runs: list[Column],
     """A table with the runs as columns, in pages of runs that fit side by side (one per page)."""
     from nbtrack.cli.tables import pages, print_table
 
+    key.min_width = min(key.min_width, console.width // 3)  # a narrow terminal: room for a run
     groups = [runs] if full else pages(key, runs, console.width)
     printed = []
     for n, group in enumerate(groups):
-        first = sum(len(g) for g in groups[:n]) + 1
-        heading = title if len(groups) == 1 else (
-            f"{title} — runs {first}–{first + len(group) - 1} of {len(runs)}")
+        first, last = sum(len(g) for g in groups[:n]) + 1, sum(len(g) for g in groups[:n + 1])
+        which = f"run {first}" if first == last else f"runs {first}–{last}"
+        heading = title if len(groups) == 1 else f"{which} of {len(runs)} · {title}"
         printed.append(print_table(console, [key, *group], title=heading, full=full))
     return printed
 
