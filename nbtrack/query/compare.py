@@ -23,6 +23,7 @@ from nbtrack.metric_direction import direction as metric_direction
 from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
 from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.links import user_runs
+from nbtrack.query.local_store import read_client
 from nbtrack.query.lookup import parse_run_id, resolve_run_id
 from nbtrack.query.store import ProjectLike, resolve_store
 from nbtrack.query.values import is_missing, json_number, metric_value
@@ -71,9 +72,12 @@ class Comparison:
     """N runs side by side; see :meth:`to_dict` for the serialised shape."""
 
     runs: list[RunSummary]
-    params: pd.DataFrame  # index: param key; columns: run ids, then "differs" (bool)
-    metrics: pd.DataFrame  # index: metric; columns: (run id, "last"|"best")
+    # param key (sorted) -> run id -> value as logged (None: the run has no such param)
+    param_values: dict[str, dict[str, str | None]]
+    # metric (sorted) -> run id -> (last, best), for the runs that logged it
+    metric_values: dict[str, dict[str, tuple[float, float]]]
     directions: dict[str, Direction]
+
     best_runs: dict[str, dict[str, list[str]]]  # metric -> {"last"|"best": winning run ids}
     histories: dict[str, dict[str, list[tuple[int, float]]]]  # metric -> run id -> (step, value)
     figures: list[FigureGroup] = field(default_factory=list)
@@ -89,6 +93,34 @@ class Comparison:
     @property
     def labels(self) -> dict[str, str]:
         return {r.run_id: r.label for r in self.runs}
+
+    @property
+    def params(self) -> pd.DataFrame:
+        """index: param key; columns: run ids, then "differs" (bool). Built on access: the
+        comparison itself needs no pandas (``nbtrack compare`` answers without importing it)."""
+        import pandas as pd
+
+        ids, keys = self.run_ids, list(self.param_values)
+        table = pd.DataFrame([[self.param_values[key].get(rid) for rid in ids] for key in keys],
+                             index=pd.Index(keys, name="param"), columns=ids, dtype=object)
+        table["differs"] = [_differs(self.param_values[key].get(rid) for rid in ids) for key in keys]
+        return table
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """index: metric; columns: (run id, "last"|"best"), NaN where a run did not log it."""
+        import pandas as pd
+
+        ids = self.run_ids
+        columns = pd.MultiIndex.from_product([ids, ["last", "best"]], names=["run", "stat"])
+        table = pd.DataFrame(index=pd.Index(list(self.metric_values), name="metric"),
+                             columns=columns, dtype=float)
+        for key, per_run in self.metric_values.items():
+            for rid, (last, best) in per_run.items():
+                table.at[key, (rid, "last")] = last
+                table.at[key, (rid, "best")] = best
+        return table
+
 
     def to_pandas(self) -> pd.DataFrame:
         """Params and last metric values in one table: rows ``(kind, key)``, one column per run."""
@@ -138,22 +170,20 @@ class Comparison:
         ``user_runs`` lists the runs the notebook's own MLflow made (added within v2).
         """
         ids = self.run_ids
-        params = [
-            {"key": key, "values": {rid: None if is_missing(row[rid]) else row[rid] for rid in ids},
-             "differs": bool(row["differs"])}
-            for key, row in self.params.iterrows()
-        ]
+        params = []
+        for key, per_run in self.param_values.items():
+            row = {rid: None if is_missing(per_run.get(rid)) else per_run.get(rid) for rid in ids}
+            params.append({"key": key, "values": row, "differs": _differs(row.values())})
         metrics = []
-        for key in self.metrics.index:
+        for key, per_run in self.metric_values.items():
             steps = self.histories.get(key, {})
             values: dict[str, Any] = {}
             for rid in ids:
-                last = self.metrics.at[key, (rid, "last")]
+                last, best = per_run.get(rid, (math.nan, math.nan))
                 if rid not in steps and is_missing(last):
                     values[rid] = None
                     continue
-                values[rid] = {"last": json_number(last),
-                               "best": json_number(self.metrics.at[key, (rid, "best")]),
+                values[rid] = {"last": json_number(last), "best": json_number(best),
                                "steps": len(steps.get(rid, []))}
             metrics.append({"key": key, "direction": self.directions[key], "values": values,
                             "best_runs": self.best_runs.get(key, {"last": [], "best": []})})
@@ -190,7 +220,7 @@ def compare(
     wanted = compared_ids(run_ids)
     ref = resolve_store(project=project, tracking_uri=tracking_uri)
     ids = list(dict.fromkeys(resolve_run_id(ref, rid) for rid in wanted))
-    client = ref.client()
+    client = read_client(ref)  # an embedded store is read without importing MLflow
     runs = [client.get_run(rid) for rid in ids]
     experiments = _experiment_names(client, runs)
     summaries = _summaries(runs, experiments)
@@ -207,8 +237,8 @@ def compare(
     metrics, directions, best_runs = _metrics(runs, histories)
     return Comparison(
         runs=summaries,
-        params=_params(ids, params),
-        metrics=metrics,
+        param_values=_params(ids, params),
+        metric_values=metrics,
         directions=directions,
         best_runs=best_runs,
         histories=histories,
@@ -255,16 +285,9 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
     return summaries
 
 
-def _params(ids: list[str], params: dict[str, dict[str, str]]) -> pd.DataFrame:
-    import pandas as pd
-
+def _params(ids: list[str], params: dict[str, dict[str, str]]) -> dict[str, dict[str, str | None]]:
     keys = sorted({k for rid in ids for k in params.get(rid, {})})
-    table = pd.DataFrame(
-        [[params.get(rid, {}).get(key) for rid in ids] for key in keys],
-        index=pd.Index(keys, name="param"), columns=ids, dtype=object,
-    )
-    table["differs"] = [_differs(row) for row in table[ids].itertuples(index=False)]
-    return table
+    return {key: {rid: params.get(rid, {}).get(key) for rid in ids} for key in keys}
 
 
 def _histories(client: MlflowClient, runs: list[Run]) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -298,28 +321,27 @@ def _lake_histories(
 
 def _metrics(
     runs: list[Run], histories: dict[str, dict[str, list[tuple[int, float]]]]
-) -> tuple[pd.DataFrame, dict[str, Direction], dict[str, dict[str, list[str]]]]:
-    import pandas as pd
-
+) -> tuple[dict[str, dict[str, tuple[float, float]]], dict[str, Direction],
+           dict[str, dict[str, list[str]]]]:
     keys = sorted({k for run in runs for k in run.data.metrics})
-    ids = [run.info.run_id for run in runs]
     directions = {key: metric_direction(key) for key in keys}
-    columns = pd.MultiIndex.from_product([ids, ["last", "best"]], names=["run", "stat"])
-    table = pd.DataFrame(index=pd.Index(keys, name="metric"), columns=columns, dtype=float)
+    values: dict[str, dict[str, tuple[float, float]]] = {}
     best_runs: dict[str, dict[str, list[str]]] = {}
     for key in keys:
+        per_run: dict[str, tuple[float, float]] = {}
         for run in runs:
             rid = run.info.run_id
             if key not in run.data.metrics:
                 continue
-            values = [v for _, v in histories.get(key, {}).get(rid, [])]
-            table.at[key, (rid, "last")] = metric_value(run.data.metrics[key])
-            table.at[key, (rid, "best")] = _best(values, directions[key])
+            points = [v for _, v in histories.get(key, {}).get(rid, [])]
+            per_run[rid] = (float(metric_value(run.data.metrics[key])), _best(points, directions[key]))
+        values[key] = per_run
         best_runs[key] = {
-            stat: _winners({rid: table.at[key, (rid, stat)] for rid in ids}, directions[key])
-            for stat in ("last", "best")
+            stat: _winners({run.info.run_id: per_run.get(run.info.run_id, (math.nan, math.nan))[i]
+                            for run in runs}, directions[key])
+            for i, stat in enumerate(("last", "best"))
         }
-    return table, directions, best_runs
+    return values, directions, best_runs
 
 
 def _best(values: list[float], direction: Direction) -> float:

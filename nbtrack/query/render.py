@@ -112,7 +112,12 @@ def render_comparison_html(comparison: Comparison) -> str:
     parts = ['<div class="nbtrack-compare">', _runs_section(comparison), _user_runs_section(comparison),
              _params_section(comparison), _inputs_section(comparison),
              _metrics_section(comparison)]
-    plot = metric_plot_uri(comparison)
+    try:
+        plot = metric_plot_uri(comparison)
+    except ImportError:  # matplotlib comes with nbtrack[lab] (or any install of it)
+        parts.append('<h4>Metric curves</h4><p style="color:#666">Install matplotlib to draw the '
+                     "curves: pip install matplotlib</p>")
+        plot = None
     if plot:
         parts.append('<h4>Metric curves</h4><img alt="metric curves" '
                      f'style="max-width:100%" src="{plot}"/>')
