@@ -60,6 +60,7 @@ class Column:
     min_width: int = 0
 
     def texts(self, full: bool) -> list[str]:
+        """The cells as printed whole, or as a terminal shows them."""
         return self.cells if full or self.compact is None else self.compact
 
 
@@ -164,6 +165,7 @@ def _widths(column: Column, text_min: int) -> tuple[int, int]:
 
 
 def _full_width(column: Column) -> int:
+    """The widest line of a column printed whole (a pipe, ``--wide``)."""
     from rich.cells import cell_len
 
     lines = [line for text in [column.header, *column.cells] for line in text.splitlines()]
@@ -177,6 +179,8 @@ def fit(columns: Sequence[Column], width: int) -> Fitted:
     their narrowest width fits. Spare room then widens the shown columns towards
     their natural width, one cell at a time in turn, so no one column takes it all.
     """
+    from rich.cells import cell_len
+
     text_min = text_width(width)
     sizes = [_widths(c, text_min) for c in columns]
     chosen = [i for i, c in enumerate(columns) if c.rank == 0]
@@ -200,8 +204,6 @@ def fit(columns: Sequence[Column], width: int) -> Fitted:
         spare -= min(len(growing), spare)
     fitted = Fitted(shown=[(columns[i], widths[i]) for i in chosen],
                     hidden=[c for i, c in enumerate(columns) if i not in widths])
-    from rich.cells import cell_len
-
     fitted.shortened = [c for c, w in fitted.shown if c.cut
                         and any(cell_len(" ".join(t.split())) > w for t in c.texts(False))]
     return fitted
