@@ -6,7 +6,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { IVersionInfo } from './tokens';
 
-declare function require(path: string): any;
+declare function require(path: string): { version: string };
 
 /** This panel's version: the server extension must report the same one. */
 export const VERSION: string = require('../package.json').version;
@@ -82,7 +82,7 @@ export async function requestAPI<T>(
     throw new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
-  let data: any = null;
+  let data: unknown = null;
   if (text) {
     try {
       data = JSON.parse(text);
@@ -91,11 +91,30 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const message =
-      data && typeof data.message === 'string' ? data.message : `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message, data?.reason ?? null);
+    const body = (data ?? {}) as { message?: unknown; reason?: unknown };
+    const message = typeof body.message === 'string' ? body.message : `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message, typeof body.reason === 'string' ? body.reason : null);
   }
   return data as T;
+}
+
+/**
+ * What went wrong, in words a user can act on. A network failure ("Failed to fetch") says
+ * the server cannot be reached, not just that a request failed.
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError || error instanceof ServerExtensionMissing || error instanceof VersionMismatch) {
+    return error.message;
+  }
+  if (error instanceof ServerConnection.NetworkError || error instanceof TypeError) {
+    const server = ServerConnection.makeSettings().baseUrl;
+    const detail = error.message ? ` (${error.message})` : '';
+    return `Cannot reach the Jupyter server at ${server}${detail}: is it still running, and is this machine online?`;
+  }
+  if (error instanceof Error) {
+    return error.message;
+  }
+  return String(error);
 }
 
 let handshake: Promise<IVersionInfo> | null = null;

@@ -15,6 +15,24 @@ export interface IVersionInfo {
 /** A number as JSON carries it: NaN and infinities arrive as strings. */
 export type Num = number | 'nan' | 'inf' | '-inf';
 
+/** Why a run failed (nbtrack.query.failures). */
+export interface IRunError {
+  name: string;
+  value: string;
+  message: string;
+  cell: {
+    cell_id: string | null;
+    index: number | null;
+    number: number | null;
+    exec_count: number | null;
+    source: string;
+  } | null;
+  /** The run's copy of papermill's output notebook (an artifact path). */
+  output: string | null;
+  output_path: string | null;
+  traceback: string | null;
+}
+
 /** One row of GET /nbtrack/api/runs (nbtrack.query.runs.list_runs). */
 export interface IRunRow {
   run_id: string;
@@ -26,6 +44,13 @@ export interface IRunRow {
   origin?: string;
   rerun_of?: string;
   sweep_id?: string;
+  parent_run_id?: string;
+  git_commit?: string;
+  /** #n: runs of the notebook numbered in start order (a sweep's parent has none). */
+  number?: number | null;
+  /** What sets the run apart: `rerun of #2 · lr=0.5`, a sweep's params… (nbtrack.query.names) */
+  label?: string;
+  error?: IRunError;
   params: Record<string, string>;
   metrics: Record<string, Num>;
   [column: string]: unknown;
@@ -33,6 +58,8 @@ export interface IRunRow {
 
 /** GET /nbtrack/api/runs?notebook=PATH */
 export interface IRunsReply {
+  /** Changes whenever the runs may have (GET /nbtrack/api/changes returns the current one). */
+  token?: string;
   notebook: {
     path: string;
     absolute_path: string;
@@ -58,6 +85,7 @@ export interface ICompareRun {
   tags: Record<string, string>;
   /** Runs the notebook's own MLflow made during this run (in its own store). */
   user_runs?: IUserRun[];
+  error?: IRunError | null;
 }
 
 export interface IUserRun {
@@ -94,6 +122,8 @@ export interface IFigureGroup {
   key: string;
   cell_id: string | null;
   n: number | null;
+  /** The cell's position in the notebook (0-based). */
+  index?: number | null;
   runs: Record<string, IFigureFile[]>;
 }
 
@@ -149,12 +179,34 @@ export interface IJob {
   finished: number | null;
 }
 
+/** How a run is named on screen: `#3` and what sets it apart. */
+export interface IRunName {
+  number: number | null;
+  label: string;
+}
+
+/**
+ * An action on one run, offered in the comparison's run headers (re-run is built in).
+ * Registering a model will be one: the models work adds it with `addRunAction`.
+ */
+export interface IRunAction {
+  id: string;
+  label: string;
+  caption: string;
+  /** Whether the action applies to this run (e.g. only finished runs). */
+  isEnabled?(run: ICompareRun): boolean;
+  /** Do it; progress and errors are shown in place by the comparison (`report`). */
+  execute(run: ICompareRun, report: (message: string, kind?: 'info' | 'error' | 'done') => void): Promise<void>;
+}
+
 /** The side panel, for other extensions that want to point it somewhere. */
 export interface INbtrackPanel {
   /** Show the runs of a notebook (path relative to the server root). */
   showNotebook(path: string | null): Promise<void>;
   /** Reload the runs of the notebook shown. */
   refresh(): Promise<void>;
+  /** Offer another action on a run in comparisons (after re-run). */
+  addRunAction(action: IRunAction): void;
 }
 
 export const INbtrackPanel = new Token<INbtrackPanel>(

@@ -49,12 +49,14 @@ class FigureGroup:
     cell_id: str | None
     n: int | None
     runs: dict[str, list[FigureFile]] = field(default_factory=dict)
+    index: int | None = None  # the cell's position in the notebook (0-based), when recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "cell_id": self.cell_id,
             "n": self.n,
+            "index": self.index,
             "runs": {rid: [f.to_dict() for f in files] for rid, files in self.runs.items()},
         }
 
@@ -162,13 +164,31 @@ def _lines(source: str) -> list[str]:
     return (source if source.endswith("\n") or not source else source + "\n").splitlines(True)
 
 
-def diff_cells(client: MlflowClient, runs: list[Run], labels: dict[str, str]) -> list[CellDiff]:
+def cell_indexes(records: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """cell id -> its position in the notebook, from any run's cell records."""
+    indexes: dict[str, int] = {}
+    for recs in records.values():
+        for record in recs:
+            cell_id, index = record.get("cell_id"), record.get("index")
+            if cell_id and isinstance(index, int):
+                indexes.setdefault(cell_id, index)
+    return indexes
+
+
+def diff_cells(
+    client: MlflowClient,
+    runs: list[Run],
+    labels: dict[str, str],
+    records: dict[str, list[dict[str, Any]]] | None = None,
+) -> list[CellDiff]:
     """Cells whose source differs between runs, with unified diffs against the first run having it.
 
     Only runs that executed a cell are compared: a run started by changing the
     parameters cell never re-ran the cells above it, and that is no change.
+    ``records`` are the runs' cell records when the caller has read them already.
     """
-    records = {run.info.run_id: read_cells(client, run) for run in runs}
+    if records is None:
+        records = {run.info.run_id: read_cells(client, run) for run in runs}
     # A run without cell records (not captured by nbtrack) says nothing about its cells.
     per_run = {rid: _last_sources(recs) for rid, recs in records.items() if recs}
     order: dict[str, tuple[int, int]] = {}

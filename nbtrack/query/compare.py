@@ -20,7 +20,8 @@ from nbtrack import tags
 from nbtrack.errors import UsageProblem
 from nbtrack.metric_direction import Direction
 from nbtrack.metric_direction import direction as metric_direction
-from nbtrack.query.artifacts import CellDiff, FigureGroup, diff_cells, group_figures
+from nbtrack.query.artifacts import CellDiff, FigureGroup, cell_indexes, diff_cells, group_figures, read_cells
+from nbtrack.query.failures import run_failure
 from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.links import user_runs
 from nbtrack.query.local_store import read_client
@@ -53,6 +54,8 @@ class RunSummary:
     tags: dict[str, str]  # nbtrack.* tags and MLflow's parent/run-name tags
     # the runs the notebook's own MLflow made during this run (query.links.user_runs)
     user_runs: list[dict[str, Any]] = field(default_factory=list)
+    # why a FAILED or KILLED run failed (query.failures); None for any other run
+    error: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         duration = (self.end_time - self.start_time) / 1000.0 if (
@@ -64,6 +67,7 @@ class RunSummary:
             "end_time": _iso(self.end_time), "duration_s": duration,
             "artifact_uri": self.artifact_uri, "tags": dict(self.tags),
             "user_runs": [dict(item) for item in self.user_runs],
+            "error": self.error,
         }
 
 
@@ -77,7 +81,6 @@ class Comparison:
     # metric (sorted) -> run id -> (last, best), for the runs that logged it
     metric_values: dict[str, dict[str, tuple[float, float]]]
     directions: dict[str, Direction]
-
     best_runs: dict[str, dict[str, list[str]]]  # metric -> {"last"|"best": winning run ids}
     histories: dict[str, dict[str, list[tuple[int, float]]]]  # metric -> run id -> (step, value)
     figures: list[FigureGroup] = field(default_factory=list)
@@ -121,7 +124,6 @@ class Comparison:
                 table.at[key, (rid, "best")] = best
         return table
 
-
     def to_pandas(self) -> pd.DataFrame:
         """Params and last metric values in one table: rows ``(kind, key)``, one column per run."""
         import pandas as pd
@@ -143,14 +145,17 @@ class Comparison:
                        "status", "start_time": ISO-8601 str | null, "end_time": ... | null,
                        "duration_s": float | null, "artifact_uri", "tags": {str: str},
                        "user_runs": [{"run_id", "experiment_id", "name", "tracking_uri",
-                                      "parent_run_id"?, "ended": bool, "url": str | null}]}],
+                                      "parent_run_id"?, "ended": bool, "url": str | null}],
+                       "error": {"name", "value", "message", "cell": {"cell_id", "index",
+                                 "number", "exec_count", "source"} | null, "output": str | null,
+                                 "output_path": str | null, "traceback": str | null} | null}],
              "params": [{"key": str, "values": {run_id: str | null}, "differs": bool}],
              "metrics": [{"key": str, "direction": "min" | "max",
                           "values": {run_id: {"last": NUM, "best": NUM, "steps": int} | null},
                           "best_runs": {"last": [run_id], "best": [run_id]}}],
              "histories": {metric: {run_id: [[step: int, value: NUM], ...]}},
              "figures": [{"key": "<cell_id>-<n>" | file name, "cell_id": str | null,
-                          "n": int | null, "runs": {run_id: [{"path", "ext",
+                          "n": int | null, "index": int | null, "runs": {run_id: [{"path", "ext",
                           "exec_count": int | null, "uri", "local_path": str | null}]}}],
              "cells": [{"cell_id", "index": int | null, "sources": {run_id: str | null},
                         "diffs": {run_id: unified diff str}}],
@@ -167,7 +172,11 @@ class Comparison:
         empty when fewer than two runs have a finite value or all are tied. ``inputs``
         checks each run against the first (``run_a``); with no run having recorded an
         input it is ``{"differ": false, "drift": [], "runs": {}}``. v2 added ``inputs``;
-        ``user_runs`` lists the runs the notebook's own MLflow made (added within v2).
+        ``user_runs`` lists the runs the notebook's own MLflow made (added within v2), as were
+        ``error`` (see :mod:`nbtrack.query.failures`) and a figure's cell ``index`` (0-based; a
+        cell's number is ``index + 1`` everywhere, as JupyterLab's status bar counts cells).
+        ``start_time``/``end_time`` are the lake's when it answers, as in the run list, so a
+        run's duration reads the same in the list and the comparison.
         """
         ids = self.run_ids
         params = []
@@ -225,8 +234,12 @@ def compare(
     experiments = _experiment_names(client, runs)
     summaries = _summaries(runs, experiments)
     labels = {s.run_id: s.label for s in summaries}
+    records = {run.info.run_id: read_cells(client, run) for run in runs}
+    for summary, run in zip(summaries, runs, strict=True):
+        summary.error = run_failure(client, run)
     lake = compare_from_lake(ref, ids)
     if lake is not None:
+        _lake_times(summaries, lake.get("runs"))
         params = lake["params"]
         histories = _lake_histories(runs, lake["histories"])
         inputs = lake["inputs"]
@@ -235,6 +248,10 @@ def compare(
         histories = _histories(client, runs)
         inputs = inputs_from_lake(ref, ids)
     metrics, directions, best_runs = _metrics(runs, histories)
+    figures = group_figures(client, runs)
+    indexes = cell_indexes(records)
+    for group in figures:
+        group.index = indexes.get(group.cell_id or "")
     return Comparison(
         runs=summaries,
         param_values=_params(ids, params),
@@ -242,8 +259,8 @@ def compare(
         directions=directions,
         best_runs=best_runs,
         histories=histories,
-        figures=group_figures(client, runs),
-        cells=diff_cells(client, runs, labels),
+        figures=figures,
+        cells=diff_cells(client, runs, labels, records),
         tracking_uri=ref.tracking_uri,
         inputs=compare_inputs(ids, inputs),
     )
@@ -283,6 +300,28 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
             artifact_uri=info.artifact_uri, tags=kept, user_runs=user_runs(run_tags),
         ))
     return summaries
+
+
+def _lake_times(summaries: list[RunSummary], lake_rows: list[dict[str, Any]] | None) -> None:
+    """Start and end as the lake has them (when the kernel began executing, not when a sweep
+    created the run): the times the run list shows, so both report one duration."""
+    if not lake_rows:
+        return
+    rows = {row["run_id"]: row for row in lake_rows}
+    for summary in summaries:
+        row = rows.get(summary.run_id)
+        if row is None:
+            continue
+        start, end = _millis(row.get("start_time")), _millis(row.get("end_time"))
+        if start is not None:
+            summary.start_time = start
+            summary.end_time = end if end is not None else summary.end_time
+
+
+def _millis(value: Any) -> int | None:
+    if is_missing(value) or not hasattr(value, "timestamp"):
+        return None
+    return int(value.timestamp() * 1000)
 
 
 def _params(ids: list[str], params: dict[str, dict[str, str]]) -> dict[str, dict[str, str | None]]:

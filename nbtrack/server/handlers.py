@@ -3,9 +3,11 @@
 Routes (under the server's base URL), all JSON except the artifact bytes::
 
     GET  /nbtrack/api/version                      version handshake, server root, MLflow UI
-    GET  /nbtrack/api/runs?notebook=PATH            runs of a notebook, newest first
+    GET  /nbtrack/api/runs?notebook=PATH            runs of a notebook, newest first, and a change token
+    GET  /nbtrack/api/changes?notebook=PATH         the change token alone (polled: cheap)
     GET  /nbtrack/api/compare?ids=A,B[&notebook=P]  comparison of runs (query layer's to_dict)
     GET  /nbtrack/api/artifact/RUN_ID/PATH[?notebook=P]   one artifact file of that run
+    GET  /nbtrack/api/output/RUN_ID[?notebook=P]    the run's output notebook as static HTML
     POST /nbtrack/api/rerun   {"run_id", "params"?, "notebook"?, "current"?}  -> 202 + job
     GET  /nbtrack/api/jobs/ID                        a background job's state and progress
 
@@ -95,6 +97,13 @@ class RunsHandler(NbtrackHandler):
         self.finish(json.dumps(await self.call(self.service.runs, notebook)))
 
 
+class ChangesHandler(NbtrackHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        notebook = self.notebook_argument(required=True)
+        self.finish(json.dumps(await self.call(self.service.changes, notebook)))
+
+
 class CompareHandler(NbtrackHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -117,6 +126,21 @@ class ArtifactHandler(NbtrackHandler):
                 self.write(chunk)
                 await self.flush()
         self.finish(set_content_type=content_type)
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy", _ARTIFACT_CSP)
+
+
+class OutputHandler(NbtrackHandler):
+    """The output notebook as HTML: user content, so as inert as an artifact (no script runs)."""
+
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        html = await self.call(self.service.output_html, run_id, self.notebook_argument())
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(html)
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
@@ -155,8 +179,10 @@ def setup_handlers(web_app: Any) -> None:
         [
             (url_path_join(base, "version"), VersionHandler),
             (url_path_join(base, "runs"), RunsHandler),
+            (url_path_join(base, "changes"), ChangesHandler),
             (url_path_join(base, "compare"), CompareHandler),
             (url_path_join(base, r"artifact/([^/]+)/(.+)"), ArtifactHandler),
+            (url_path_join(base, r"output/([^/]+)"), OutputHandler),
             (url_path_join(base, "rerun"), RerunHandler),
             (url_path_join(base, r"jobs/([^/]+)"), JobHandler),
         ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import mimetypes
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from nbtrack.errors import ExecutionFailed, NotFound, UsageProblem
+from nbtrack.query.failures import FAILED_STATUSES
+from nbtrack.query.names import display_names
 from nbtrack.query.runs import runs_records
 from nbtrack.query.values import json_safe
 from nbtrack.server.jobs import Job, JobRegistry
@@ -52,6 +55,9 @@ class NbtrackService(LoggingConfigurable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.jobs = JobRegistry(workers=self.rerun_workers)
+        # Why failed runs failed: a FAILED or KILLED run never changes, so each is read once.
+        self._failures: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._failures_lock = threading.Lock()
 
     @property
     def version(self) -> str:
@@ -109,16 +115,31 @@ class NbtrackService(LoggingConfigurable):
     # -- queries -----------------------------------------------------------------------
 
     def runs(self, notebook: str) -> dict[str, Any]:
-        """The runs of one notebook, newest first, with where they are stored."""
+        """The runs of one notebook, newest first, with where they are stored.
+
+        Each row also has its ``number`` and display ``label`` (:mod:`nbtrack.query.names`),
+        and a failed run its ``error`` (:mod:`nbtrack.query.failures`, without traceback).
+        ``token`` is the change token read before the list: :meth:`changes` differs from it
+        once anything changed after.
+        """
         from nbtrack.query.runs import list_runs
 
         path = self.resolve_notebook(notebook)
         ref = self.store_for(notebook)
+        experiment = ref.project.experiment_name(path)
+        token = self._token(ref, experiment)
         frame = list_runs(
             path, project=ref.project, tracking_uri=ref.tracking_uri, max_results=self.max_runs
         )
-        experiment = ref.project.experiment_name(path)
+        rows = runs_records(frame)
+        names = display_names(rows)
+        errors = self._failed(ref, rows)
+        for row in rows:
+            row.update(names[row["run_id"]])
+            if row["run_id"] in errors:
+                row["error"] = errors[row["run_id"]]
         return {
+            "token": token,
             "notebook": {
                 "path": notebook,
                 "absolute_path": str(path),
@@ -128,8 +149,14 @@ class NbtrackService(LoggingConfigurable):
                 "tracking_uri": ref.tracking_uri,
             },
             "mlflow_ui_url": self.mlflow_ui_url.rstrip("/") or None,
-            "runs": runs_records(frame),
+            "runs": rows,
         }
+
+    def changes(self, notebook: str) -> dict[str, Any]:
+        """The change token of a notebook's runs (a few ``stat`` calls): the panel polls it."""
+        path = self.resolve_notebook(notebook)
+        ref = self.store_for(notebook)
+        return {"token": self._token(ref, ref.project.experiment_name(path))}
 
     def compare(self, run_ids: list[str], notebook: str | None) -> dict[str, Any]:
         """The query layer's comparison of ``run_ids``, as JSON values."""
@@ -138,6 +165,24 @@ class NbtrackService(LoggingConfigurable):
         ref = self.store_for(notebook)
         comparison = compare(run_ids, tracking_uri=ref.tracking_uri, project=ref.project)
         return json_safe(comparison.to_dict())
+
+    def output_html(self, run_id: str, notebook: str | None) -> str:
+        """A failed (or any papermill) run's output notebook as a static HTML page, tracebacks
+        included: the evidence papermill saved, readable without opening the store's folder."""
+        from nbtrack.query.failures import OUTPUT_DIR
+
+        ref = self.store_for(notebook)
+        run = self._run(ref, run_id)
+        listed = self._output_artifacts(ref, run)
+        if not listed:
+            raise NotFound(f"run {run.info.run_id} has no output notebook (only papermill runs have one)")
+        target, _ = self.artifact(run.info.run_id, f"{OUTPUT_DIR}/{listed[0]}", notebook)
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        node = nbformat.read(target, as_version=4)
+        html, _ = HTMLExporter(template_name="lab").from_notebook_node(node)
+        return html
 
     def artifact(self, run_id: str, path: str, notebook: str | None) -> tuple[Path, str]:
         """A file from ``run_id``'s own artifact root, and its content type.
@@ -234,11 +279,50 @@ class NbtrackService(LoggingConfigurable):
 
     # -- helpers -----------------------------------------------------------------------
 
+    def _token(self, ref: StoreRef, experiment: str) -> str:
+        from nbtrack.query.changes import change_token
+
+        return change_token(ref, experiment)
+
+    def _failed(self, ref: StoreRef, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Failures of the failed rows, each read once per server (see ``self._failures``)."""
+        from nbtrack.query.failures import failures
+
+        failed = [r for r in rows if r.get("status") in FAILED_STATUSES]
+        with self._failures_lock:
+            known = {r["run_id"]: self._failures[r["run_id"]] for r in failed if r["run_id"] in self._failures}
+        missing = [r for r in failed if r["run_id"] not in known]
+        found = json_safe(failures(ref, missing)) if missing else {}
+        with self._failures_lock:
+            for run_id, failure in found.items():
+                self._failures[run_id] = failure
+            while len(self._failures) > FAILURES_KEPT:
+                self._failures.popitem(last=False)
+        return {**known, **found}
+
+    def _run(self, ref: StoreRef, run_id: str) -> Any:
+        from nbtrack.query.lookup import get_run
+
+        return get_run(ref, run_id)
+
+    def _output_artifacts(self, ref: StoreRef, run: Any) -> list[str]:
+        from nbtrack.query.failures import OUTPUT_DIR
+
+        try:
+            listed = ref.client().list_artifacts(run.info.run_id, OUTPUT_DIR)
+        except Exception:  # an artifact store that cannot be listed has none to show
+            return []
+        return sorted(item.path.rsplit("/", 1)[-1] for item in listed if item.path.endswith(".ipynb"))
+
     def _experiment_id(self, ref: StoreRef, experiment: str) -> str | None:
         if not self.mlflow_ui_url or not ref.exists():
             return None
         found = ref.client().get_experiment_by_name(experiment)
         return found.experiment_id if found is not None else None
+
+
+#: Failed runs whose explanation the server keeps in memory.
+FAILURES_KEPT = 5000
 
 
 def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,5 +341,3 @@ def _artifact_path(path: str) -> PurePosixPath:
             f"artifact path {path!r} must be relative to the run's artifact root, without '..'"
         )
     return relative
-
-
