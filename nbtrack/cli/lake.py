@@ -97,11 +97,13 @@ def _show(lake: str, args: argparse.Namespace) -> int:
     from nbtrack.cli.tables import Column, print_table, write_csv
     from nbtrack.lake.maintenance import show
 
-    rows = [{"table": info.name, "version": info.version, "files": info.files,
-             "size_bytes": info.size_bytes, "rows": info.rows,
-             "last_commit": (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.modified))
-                             if info.modified else None)}
-            for info in show(lake)]
+    rows: list[dict[str, Any]] = [
+        {"table": info.name, "version": info.version, "files": info.files,
+         "size_bytes": info.size_bytes, "rows": info.rows,
+         "last_commit": (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.modified))
+                         if info.modified else None)}
+        for info in show(lake)
+    ]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
