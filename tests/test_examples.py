@@ -72,6 +72,20 @@ def test_demo_help_and_usage_errors(capsys, tmp_path):
     assert "is a file" in capsys.readouterr().err
 
 
+def test_demo_without_scikit_learn_says_how_to_get_it(tmp_path):
+    """`pip install nbtrack` brings neither scikit-learn nor matplotlib: the demo says what to
+    install, in one line, before creating or executing anything."""
+    hide = "import sys; sys.modules['sklearn'] = None; from nbtrack.cli.main import main; "
+    done = subprocess.run(
+        [sys.executable, "-c", hide + "sys.exit(main(sys.argv[1:]))", "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == ("nbtrack demo: the quickstart notebook needs scikit-learn, which `pip install "
+                           "nbtrack` does not bring: pip install 'nbtrack[demo]'\n")
+    assert not (tmp_path / "demo").exists()
+
+
 def stop_delivery_process(project: Path) -> None:
     """End the delivery process a kernel started for ``project`` (it would exit when idle)."""
     try:
@@ -128,6 +142,7 @@ def store_run(folder: Path, stdout: str):
 def test_demo_runs_the_quickstart_and_prints_its_tracked_run(folder, tmp_path):
     done = run_demo(folder)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "[IPKernelApp]" not in done.stderr and "without encryption" not in done.stderr
     out = done.stdout
     client, run = store_run(folder, out)
 

@@ -212,8 +212,8 @@ def test_run_records_from_the_lake_equal_mlflow_records(
     assert len(fast) == 2 and set(fast[0]) == {"params", "metrics", *BASE_COLUMNS}
 
 
-def test_cli_runs_and_lake_show_read_a_current_lake_without_mlflow_or_pandas(
-    project: Path, delivered: dict[str, str]
+def test_cli_runs_compare_and_lake_show_read_a_current_lake_without_mlflow_or_pandas(
+    project: Path, delivered: dict[str, str], capsys: pytest.CaptureFixture[str]
 ):
     from test_cli_fail_fast import nbtrack
 
@@ -221,6 +221,12 @@ def test_cli_runs_and_lake_show_read_a_current_lake_without_mlflow_or_pandas(
     assert code == 0 and imported == [], (err, imported)
     code, err, imported = nbtrack(project, "lake", "show")
     assert code == 0 and imported == [], (err, imported)
+    code, err, imported = nbtrack(project, "compare", delivered["k1"][:8], delivered["k3"][:8])
+    assert code == 0 and imported == [], (err, imported)
+    done = subprocess.run([sys.executable, "-m", "nbtrack", "compare", delivered["k1"], delivered["k3"],
+                           "--json"], cwd=project, capture_output=True, text=True, timeout=120)
+    assert main(["compare", delivered["k1"], delivered["k3"], "--json"]) == 0  # this process has MLflow
+    assert json.loads(done.stdout) == json.loads(capsys.readouterr().out)
 
 
 def test_recover_with_nothing_to_deliver_says_so_without_opening_the_store(project: Path):
@@ -231,3 +237,17 @@ def test_recover_with_nothing_to_deliver_says_so_without_opening_the_store(proje
     done = subprocess.run([sys.executable, "-m", "nbtrack", "recover"], cwd=project,
                           capture_output=True, text=True, timeout=120)
     assert done.stdout == f"nothing to deliver: every journal of {project} is delivered\n"
+
+
+@pytest.mark.parametrize("lake", ["true", "false"])
+def test_compare_reading_the_store_file_equals_compare_through_mlflow(
+    project: Path, delivered: dict[str, str], monkeypatch: pytest.MonkeyPatch, lake: str
+):
+    """An embedded store is read with sqlite3 (no MLflow import): the comparison is the one
+    MLflow's client gives, params, last and best metrics, curves and all."""
+    monkeypatch.setenv("NBTRACK_LAKE", lake)
+    ids = [delivered["k1"], delivered["k3"], delivered["k4"]]
+    direct = compare(ids).to_dict()
+    monkeypatch.setattr("nbtrack.query.compare.read_client", lambda ref: ref.client())
+    assert compare(ids).to_dict() == direct
+    assert {"acc", "val_loss"} <= {m["key"] for m in direct["metrics"]}

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageProblem(f"--timeout must be positive, not {args.timeout}")
     folder = Path(args.dir).expanduser().resolve()
+    copy = folder / NOTEBOOK_NAME
+    if not copy.is_file() or copy.read_bytes() == shipped_notebook().read_bytes():
+        check_demo_libraries()
     notebook = prepare_notebook(folder, console)
     output = folder / OUTPUT_NAME
     store = DemoStore.for_notebook(notebook)
@@ -107,6 +110,21 @@ def parse_params(raw: list[str]) -> dict[str, Any]:
     from nbtrack.batch.params import parse_overrides
 
     return parse_overrides(raw)
+
+
+#: What the quickstart imports beyond nbtrack's own dependencies (module: distribution).
+DEMO_LIBRARIES = {"sklearn": "scikit-learn", "matplotlib": "matplotlib"}
+
+
+def check_demo_libraries() -> None:
+    """The quickstart trains a scikit-learn model and draws matplotlib figures: say how to get
+    them before executing anything (``pip install nbtrack`` brings neither)."""
+    from importlib.util import find_spec
+
+    missing = [name for module, name in DEMO_LIBRARIES.items() if find_spec(module) is None]
+    if missing:
+        raise NbtrackError(f"the quickstart notebook needs {' and '.join(missing)}, which "
+                           "`pip install nbtrack` does not bring: pip install 'nbtrack[demo]'")
 
 
 def shipped_notebook() -> Path:
