@@ -74,6 +74,55 @@ async def test_runs_lists_the_notebooks_runs_newest_first(api, project):
     assert body["notebook"]["absolute_path"] == str(project.notebook_path.resolve())
 
 
+async def test_runs_carry_numbers_names_and_a_change_token(api, project):
+    status, body, _ = await api("runs", params={"notebook": NOTEBOOK})
+    assert status == 200
+    oldest_first = body["runs"][::-1]
+    assert [r["number"] for r in oldest_first] == [1, 2, 3]
+    assert [r["label"] for r in oldest_first] == ["run-0", "run-1", "run-2"]  # names chosen are kept
+    status, changes, _ = await api("changes", params={"notebook": NOTEBOOK})
+    assert status == 200
+    assert changes["token"] == body["token"]  # nothing happened since the list
+
+    client = open_client(project.tracking_uri)
+    client.create_run(project.experiment_id, run_name="made elsewhere")
+    _, moved, _ = await api("changes", params={"notebook": NOTEBOOK})
+    assert moved["token"] != body["token"]
+    _, again, _ = await api("runs", params={"notebook": NOTEBOOK})
+    assert again["token"] == moved["token"]
+    assert again["runs"][0]["run_name"] == "made elsewhere"
+
+
+async def test_changes_needs_a_notebook_inside_the_root(api, project):
+    status, body, _ = await api("changes")
+    assert status == 400
+    assert "notebook" in body["message"]
+    status, body, _ = await api("changes", params={"notebook": "../x.ipynb"})
+    assert status == 400
+
+
+async def test_a_failed_run_explains_itself_in_the_list_and_its_output_notebook(api, project):
+    from test_query_panel import failed_run
+
+    failed = failed_run(project)
+    _, body, _ = await api("runs", params={"notebook": NOTEBOOK})
+    (row,) = [r for r in body["runs"] if r["run_id"] == failed]
+    assert row["status"] == "FAILED"
+    assert row["error"]["message"] == "ValueError: lr too large"
+    assert row["error"]["cell"]["number"] == 4
+    assert all("error" not in r for r in body["runs"] if r["run_id"] != failed)
+
+    status, html, headers = await api("output", failed[:8], params={"notebook": NOTEBOOK}, raw=True)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert "sandbox" in headers["Content-Security-Policy"]
+    assert b"lr too large" in html
+
+    status, body, _ = await api("output", project.run_ids[0], params={"notebook": NOTEBOOK})
+    assert status == 404
+    assert "no output notebook" in body["message"]
+
+
 async def test_runs_of_an_untracked_notebook_is_an_empty_list(api, jp_root_dir):
     (jp_root_dir / "fresh.ipynb").write_text("{}")
     status, body, _ = await api("runs", params={"notebook": "fresh.ipynb"})
@@ -308,6 +357,8 @@ async def test_rerun_requires_a_run_id(api, project):
         ("GET", ("runs",)),
         ("GET", ("compare",)),
         ("GET", ("artifact", "r", "figures/x.png")),
+        ("GET", ("changes",)),
+        ("GET", ("output", "r")),
         ("POST", ("rerun",)),
         ("GET", ("jobs", "j")),
     ],

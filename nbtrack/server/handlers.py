@@ -138,9 +138,8 @@ class OutputHandler(NbtrackHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
         html = await self.call(self.service.output_html, run_id, self.notebook_argument())
-        self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(html)
+        self.finish(html, set_content_type="text/html; charset=utf-8")
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
