@@ -11,11 +11,17 @@ It reads the same query layer as the panel, the magics and the CLI
 shows their HTML renderings, which escape every value: a param such as
 ``<img src=x onerror=alert(1)>`` is shown as text. Run names in the selector
 are plain text by construction.
+
+It reads as the JupyterLab panel does: runs numbered ``#1``, ``#2``… with the same names
+(:mod:`nbtrack.query.names`), the same filters (``lr=0.1 val_loss<0.5 status=failed``,
+:mod:`nbtrack.query.filters`), param and metric names without their ``params.`` /
+``metrics.`` prefixes, local times, 4 significant digits, durations as ``6.2 s``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
     from nbtrack.query.store import ProjectLike
 
 #: Columns of the run list, before the params and metrics.
-LIST_COLUMNS = ["run_name", "status", "start_time", "duration_s"]
+LIST_COLUMNS = ["#", "run", "status", "start", "duration"]
 
 
 class RunsPanel:
@@ -48,13 +54,15 @@ class RunsPanel:
         self._project = ref.project
         self._tracking_uri = ref.tracking_uri
         self.frame: pd.DataFrame | None = None
+        self.rows: list[dict[str, Any]] = []  # the runs as JSON rows, with number and label
+        self.filter_errors: list[str] = []
         self.comparison: Comparison | None = None
 
         self.title = w.HTML()
-        self.filter = w.Text(placeholder="filter: name, status, lr=0.1 …", description="Filter")
+        self.filter = w.Text(placeholder="filter runs, e.g. lr=0.1", description="Filter")
         self.sort = w.Dropdown(description="Sort", options=[("newest first", ("start_time", False))])
         self.table = w.HTML()
-        self.select = w.SelectMultiple(description="Runs", rows=6, layout=w.Layout(width="95%"))
+        self.select = w.SelectMultiple(description="Runs", rows=4, layout=w.Layout(width="95%"))
         self.compare_button = w.Button(description="Compare", button_style="primary", disabled=True)
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.message = w.HTML()
@@ -84,11 +92,19 @@ class RunsPanel:
 
     def refresh(self) -> None:
         """Read the runs again (newest first)."""
-        from nbtrack.query.runs import list_runs
+        from nbtrack.query.filters import example_filter
+        from nbtrack.query.names import display_names
+        from nbtrack.query.runs import list_runs, runs_records
 
         self.frame = list_runs(
             self.notebook, project=self._project, tracking_uri=self._tracking_uri
         )
+        self.rows = runs_records(self.frame)
+        names = display_names(self.rows)
+        for row in self.rows:
+            row.update(names[row["run_id"]])
+        example = example_filter(self.rows)
+        self.filter.placeholder = f"filter, e.g. {example}" if example else "filter runs"
         metrics = [c for c in self.frame.columns if c.startswith("metrics.")]
         options: list[tuple[str, tuple[str, bool]]] = [
             ("newest first", ("start_time", False)),
@@ -104,21 +120,16 @@ class RunsPanel:
         self._render()
 
     def shown(self) -> pd.DataFrame:
-        """The runs after the filter and the sort."""
+        """The runs after the filter (the panel's filter language) and the sort."""
+        from nbtrack.query.filters import compile_filter
+
         assert self.frame is not None
         frame = self.frame
-        words = self.filter.value.lower().split()
-        if words:
-            params = [c for c in frame.columns if c.startswith("params.")]
-
-            def matches(row: Any) -> bool:
-                text = " ".join(
-                    [str(row["run_name"]), str(row["status"]), str(row["run_id"])]
-                    + [f"{c.removeprefix('params.')}={row[c]}" for c in params]
-                ).lower()
-                return all(word in text for word in words)
-
-            frame = frame[frame.apply(matches, axis=1)] if len(frame) else frame
+        self.filter_errors = []
+        if self.filter.value.strip() and len(frame):
+            test, self.filter_errors = compile_filter(self.filter.value, self.rows)
+            kept = {row["run_id"] for row in self.rows if test(row)}
+            frame = frame[frame["run_id"].isin(kept)]
         column, ascending = self.sort.value
         if column in frame.columns and len(frame):
             frame = frame.sort_values(column, ascending=ascending, na_position="last")
@@ -136,17 +147,58 @@ class RunsPanel:
         self.title.value = (
             f"<b>nbtrack</b> · {escape(str(label))} · {len(frame)} of {len(self.frame)} runs"
         )
-        columns = LIST_COLUMNS + [
-            c for c in frame.columns if c.startswith(("params.", "metrics."))
-        ]
-        self.table.value = render_runs_html(frame[[c for c in columns if c in frame.columns]])
+        if self.filter_errors:
+            self.message.value = f'<span style="color:#b00">{escape(" ".join(self.filter_errors))}</span>'
+        elif self.filter.value.strip() and len(frame) == 0:
+            self.message.value = "no run matches the filter"
+        else:
+            self.message.value = ""
+        self.table.value = render_runs_html(self._display(frame))
+        rows = {row["run_id"]: row for row in self.rows}
         selected = set(self.select.value)
-        self.select.options = [
-            (f"{row.run_name or row.run_id[:8]} · {row.status.lower()} · {row.run_id[:8]}", row.run_id)
-            for row in frame.itertuples()
-        ]
+        self.select.options = [(self._option(rows[run_id]), run_id) for run_id in frame["run_id"]]
+        self.select.rows = min(6, max(2, len(self.select.options)))
         self.select.value = tuple(v for _, v in self.select.options if v in selected)
         self._selection_changed()
+
+    def _display(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The list as shown: #, name, status, local start, duration, then params and metrics."""
+        import pandas as pd
+
+        from nbtrack.query.render import format_duration
+
+        rows = {row["run_id"]: row for row in self.rows}
+        shown = pd.DataFrame({
+            "#": [rows[r].get("number") or "" for r in frame["run_id"]],
+            "run": [rows[r].get("label") or r[:8] for r in frame["run_id"]],
+            "status": frame["status"].str.lower(),
+            "start": frame["start_time"],
+            "duration": [format_duration(None if pd.isna(d) else float(d)) for d in frame["duration_s"]],
+        }, index=frame.index)
+        extra = [c for c in frame.columns if c.startswith(("params.", "metrics."))]
+        return pd.concat([shown, frame[extra]], axis=1)
+
+    def _option(self, row: dict[str, Any]) -> str:
+        """A run in the picker: ``#3 lr=0.1 · finished · val_loss 0.07``."""
+        from nbtrack.query.render import format_number
+
+        number = f"#{row['number']} " if row.get("number") else ""
+        metric = self._metric()
+        value = (row.get("metrics") or {}).get(metric) if metric else None
+        shown = f" · {metric} {format_number(float(value))}" if isinstance(value, int | float) else ""
+        return f"{number}{row.get('label') or row['run_id'][:8]} · {str(row['status']).lower()}{shown}"
+
+    def _metric(self) -> str | None:
+        """The metric a run shows in the picker, chosen as the panel chooses it: the one most
+        runs logged, a validation or test one first."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            for key in row.get("metrics") or {}:
+                counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return None
+        common = sorted(k for k, n in counts.items() if n == max(counts.values()))
+        return next((k for k in common if re.search(r"(^|_)(val|valid|test)(_|$)", k)), common[0])
 
     def _selection_changed(self) -> None:
         n = len(self.select.value)
@@ -166,6 +218,11 @@ class RunsPanel:
         except NbtrackError as exc:
             self.message.value = f'<span style="color:#b00">{escape(str(exc))}</span>'
             return None
+        names = {row["run_id"]: row for row in self.rows}
+        for run in self.comparison.runs:  # the list's "#3 lr=0.1", in the comparison too
+            row = names.get(run.run_id)
+            if row and row.get("number"):
+                run.label = f"#{row['number']} {row.get('label') or run.run_name}"
         self.message.value = ""
         self.comparison_view.value = self.comparison._repr_html_()
         return self.comparison

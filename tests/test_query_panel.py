@@ -206,3 +206,38 @@ def test_list_and_comparison_report_one_duration(tmp_path):
     (compared,) = compare([run_id], project=root).to_dict()["runs"]
     assert compared["duration_s"] == listed["duration_s"]
     assert compared["start_time"] == listed["start_time"]
+
+
+def test_inline_panel_reads_like_the_jupyterlab_panel(tmp_path):
+    """``%nbtrack panel``: bare param names, #numbers, durations, 4 significant digits, the
+    panel's filters, and the list's names in its comparison."""
+    import re
+
+    pytest = __import__("pytest")
+    pytest.importorskip("ipywidgets")
+    from nbtrack.widgets import RunsPanel
+
+    project = make_project(tmp_path / "p")
+    panel = RunsPanel(project.notebook_path)
+    table = panel.table.value
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert headers[:5] == ["#", "run", "status", "start", "duration"]
+    assert "lr" in headers and "val_loss" in headers and "params.lr" not in headers
+    assert "5.0 s" in table and "7.0 s" in table
+    assert "0.9091" in table  # val_loss of lr=0.01 (1/1.1), to 4 significant digits
+    assert [label for label, _ in panel.select.options][0] == "#3 run-2 · finished · val_loss 0.9901"
+
+    panel.filter.value = "val_loss<=0.5"
+    assert [v for _, v in panel.select.options] == [project.run_ids[0]]
+    panel.filter.value = "depth in 3,4 lr>=0.01"
+    assert [v for _, v in panel.select.options] == project.run_ids[1::-1]
+    panel.filter.value = "tst_acc>1"
+    assert panel.select.options == ()
+    assert "No column" in panel.message.value
+    panel.filter.value = ""
+
+    cmp = panel.compare(project.run_ids[:2])
+    assert [r.label for r in cmp.runs] == ["#1 run-0", "#2 run-1"]
+    html = panel.comparison_view.value
+    assert "cell 1" in html  # the parameters cell, counted from 1 like JupyterLab does
+    assert "cell 2 · figure 1" in html

@@ -38,12 +38,50 @@ _DIFF_ROW = "background:#fff3bf"
 _BEST = "font-weight:bold;color:#1a7f37"
 
 
+def format_number(value: float) -> str:
+    """A number as the JupyterLab panel shows it (``labextension/src/format.ts``): 4
+    significant digits, exponents below 1e-3 and from 1e6, whole numbers whole."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if float(value).is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        mantissa, exponent = f"{value:.3e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{'-' if exponent.startswith('-') else '+'}{int(exponent[1:])}"
+    return f"{value:.4g}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """"6.2 s", "22 s", "3 min 5 s", "1 h 2 min": as the panel shows durations."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    if seconds < 60:
+        return f"{seconds:.{1 if seconds < 10 else 0}f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min {round(seconds % 60)} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def local_time(value: Any) -> str:
+    """A timestamp in this machine's local time, to the minute (what the panel shows too)."""
+    to_datetime = getattr(value, "to_pydatetime", None)  # pandas' Timestamp.astimezone needs a zone
+    moment = to_datetime() if callable(to_datetime) else value
+    try:
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+    except (AttributeError, TypeError, ValueError, OSError):
+        return str(value)
+
+
 def _text(value: Any) -> str:
     """A cell value as escaped text; missing values are an empty cell."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return "NaN" if math.isnan(value) else f"{value:.6g}"
+        return format_number(value)
     if hasattr(value, "isoformat"):
         try:
             import pandas as pd
@@ -52,7 +90,7 @@ def _text(value: Any) -> str:
                 return ""
         except (ImportError, TypeError, ValueError):
             pass
-        return escape(value.isoformat(sep=" ", timespec="seconds"))
+        return escape(local_time(value))
     return escape(str(value))
 
 
@@ -72,12 +110,25 @@ def _th(content: str) -> str:
     return f'<th style="{_CELL};background:#f6f8fa">{content}</th>'
 
 
+def column_label(column: str, columns: list[str]) -> str:
+    """``params.lr`` → ``lr``, unless a metric has that name too (then the prefix stays)."""
+    group, _, name = column.partition(".")
+    if group not in ("params", "metrics") or not name:
+        return column
+    other = f"{'metrics' if group == 'params' else 'params'}.{name}"
+    return column if other in columns else name
+
+
 def render_runs_html(df: pd.DataFrame, *, title: str | None = None) -> str:
     """A runs DataFrame (``nbtrack.runs()``) as an HTML table, run ids in full for copying."""
     heading = f"<h4>{escape(title)}</h4>" if title else ""
     if df.empty:
         return f'{heading}<p class="nbtrack-runs">no runs yet</p>'
-    header = "".join(_th(escape(str(c))) for c in df.columns)
+    columns = [str(c) for c in df.columns]
+    header = "".join(
+        f'<th style="{_CELL};background:#f6f8fa" title="{escape(c)}">{escape(column_label(c, columns))}</th>'
+        for c in columns
+    )
     body = []
     for row in df.itertuples(index=False):
         cells = []
@@ -147,12 +198,20 @@ def _runs_section(comparison: Comparison) -> str:
         rows.append("<tr>" + "".join([
             _td(escape(run.label)), _td(escape(run.run_id), "font-family:monospace"),
             _td(escape(run.experiment_name)), _td(escape(run.status)),
-            _td(escape((info["start_time"] or "")[:19].replace("T", " "))),
-            _td(_text(info["duration_s"])),
+            _td(escape(_local_iso(info["start_time"]))),
+            _td(escape(format_duration(info["duration_s"]))),
         ]) + "</tr>")
-    header = "".join(_th(h) for h in ("run", "run id", "notebook", "status", "start (UTC)", "duration s"))
+    header = "".join(_th(h) for h in ("run", "run id", "notebook", "status", "start", "duration"))
     return (f"<h4>Runs</h4><table {_TABLE}><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _local_iso(text: str | None) -> str:
+    if not text:
+        return ""
+    from datetime import datetime
+
+    return local_time(datetime.fromisoformat(text))
 
 
 def _user_runs_section(comparison: Comparison) -> str:
@@ -310,12 +369,14 @@ def _figures_section(comparison: Comparison) -> str:
         return ""
     rows = []
     for group in comparison.figures:
-        cells = [_td(escape(group.key))]
+        label = (f"cell {group.index + 1} · figure {(group.n or 0) + 1}" if group.index is not None
+                 else group.key)  # the cell's position, as everywhere else
+        cells = [_td(escape(label), title=group.key)]
         for rid in comparison.run_ids:
             files = group.runs.get(rid)
             cells.append(_td(_figure_cell(files[-1]) if files else "—"))
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f"<h4>Figures</h4><table {_TABLE}><thead><tr>{_th('cell-figure')}"
+    return (f"<h4>Figures</h4><table {_TABLE}><thead><tr>{_th('figure')}"
             f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -325,7 +386,7 @@ def _cells_section(comparison: Comparison) -> str:
     labels = comparison.labels
     blocks = []
     for cell in comparison.cells:
-        where = f"cell {cell.index}" if cell.index is not None else "cell"
+        where = f"cell {cell.index + 1}" if cell.index is not None else "cell"  # 1-based, as JupyterLab counts
         missing = [labels.get(r, r) for r, src in cell.sources.items() if src is None]
         note = f" (not run in {escape(', '.join(missing))})" if missing else ""
         diffs = "".join(
