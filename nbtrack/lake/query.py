@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.errors import NbtrackError
+from nbtrack.errors import NbtrackError, NotFound
 from nbtrack.lake.schemas import BEST_PREFIX, METRIC_PREFIX, PARAM_PREFIX
 
 if TYPE_CHECKING:
@@ -45,26 +45,55 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 Where = Callable[["pa.Table"], Any]
 
 
-_OPEN: dict[tuple[str, str], Any] = {}
+#: Open tables, with the state of their local log folder when last refreshed.
+_OPEN: dict[tuple[str, str], tuple[Any, int | None]] = {}
 
 
 def _table(lake_uri: str, table: str, storage_options: dict[str, str] | None) -> Any:
-    """The table at its latest version; reopened handles are refreshed incrementally."""
+    """The table at its latest version; reopened handles are refreshed incrementally, and not
+    at all while a local table's ``_delta_log`` folder is unchanged (every commit adds a file
+    there): a refresh lists the log, a few milliseconds a table."""
     from nbtrack.lake.tables import open_table
 
     key = (lake_uri, table)
-    dt = _OPEN.get(key)
+    dt, seen = _OPEN.get(key, (None, None))
+    stamp = _log_stamp(lake_uri, table)
+    if stamp is None and _local(lake_uri):
+        _OPEN.pop(key, None)
+        raise NotFound(f"no Delta table {table!r} in {lake_uri}")
     if dt is not None:
+        if stamp is not None and stamp == seen:
+            return dt
         try:
             dt.update_incremental()
+            _OPEN[key] = (dt, stamp)
             return dt
         except Exception:  # noqa: BLE001 - vacuumed or rewritten log: open afresh
             _OPEN.pop(key, None)
     dt = open_table(lake_uri, table, storage_options=storage_options)
     if len(_OPEN) > 64:
         _OPEN.clear()
-    _OPEN[key] = dt
+    _OPEN[key] = (dt, stamp)
     return dt
+
+
+def _local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _log_stamp(lake_uri: str, table: str) -> int | None:
+    """When a local table's log folder last changed (ns); None for a remote lake or no table."""
+    if not _local(lake_uri):
+        return None
+    import os
+
+    from nbtrack.lake import table_uri
+
+    try:
+        return os.stat(os.path.join(table_uri(lake_uri, table).removeprefix("file://"),
+                                    "_delta_log")).st_mtime_ns
+    except OSError:
+        return None
 
 
 #: Reader features a plain read of a table's Parquet files cannot honour.
@@ -85,35 +114,51 @@ def _scan(
     """The rows of one table for which ``where(rows)`` is true, with only ``columns`` (those
     the table has); None when the lake has no such table. (A mask, not an Arrow expression:
     filtering by expression loads ``pyarrow.dataset``, and pandas with it.)"""
-    from nbtrack.lake.maintenance import plain_types
+    return _scans(lake_uri, [(table, columns, where)], storage_options)[0]
 
-    try:
-        dt = _table(lake_uri, table, storage_options)
-    except NbtrackError as exc:
-        log.debug("lake fast path unavailable: %s", exc)
-        return None
-    if columns is not None:
-        present = {field.name for field in dt.schema().fields}
-        columns = [c for c in columns if c in present]
-    if not _plain(dt):
-        # Filter after the scan: files written by merges store string_view columns, and
-        # pyarrow cannot push an ``isin`` on string down to them.
-        data = plain_types(dt.to_pyarrow_dataset().to_table(columns=columns))
-        return data if where is None else data.filter(where(data))
-    parts = list(_pool().map(lambda uri: _read_file(uri, columns, where), dt.file_uris()))
-    if not parts:
-        from nbtrack.lake.schemas import schema
 
-        empty = schema(table).empty_table()
-        return empty.select([c for c in columns if c in empty.column_names]) if columns else empty
+def _scans(
+    lake_uri: str,
+    requests: list[tuple[str, list[str] | None, Where | None]],
+    storage_options: dict[str, str] | None,
+) -> list[pa.Table | None]:
+    """:func:`_scan` of several ``(table, columns, where)`` at once: every file of every table
+    is read in one round, so the slowest file of one table does not hold up the next."""
     import pyarrow as pa
 
-    return pa.concat_tables(parts, promote_options="permissive")
+    from nbtrack.lake.maintenance import plain_types
+    from nbtrack.lake.schemas import schema
+
+    results: list[Any] = []
+    for table, columns, where in requests:
+        try:
+            dt = _table(lake_uri, table, storage_options)
+        except NbtrackError as exc:
+            log.debug("lake fast path unavailable: %s", exc)
+            results.append(None)
+            continue
+        if columns is not None:
+            present = {field.name for field in dt.schema().fields}
+            columns = [c for c in columns if c in present]
+        if not _plain(dt):
+            # Filter after the scan: files written by merges store string_view columns, and
+            # pyarrow cannot push an ``isin`` on string down to them.
+            data = plain_types(dt.to_pyarrow_dataset().to_table(columns=columns))
+            results.append(data if where is None else data.filter(where(data)))
+            continue
+        reads = [_pool().submit(_read_file, uri, columns, where) for uri in dt.file_uris()]
+        if not reads:
+            empty = schema(table).empty_table()
+            reads = [empty.select([c for c in columns if c in empty.column_names]) if columns else empty]
+        results.append(reads)
+    return [pa.concat_tables([part if isinstance(part, pa.Table) else part.result() for part in found],
+                             promote_options="permissive") if isinstance(found, list) else found
+            for found in results]
 
 
 def _plain(dt: Any) -> bool:
     """Can the table be read file by file (a local table with none of ``_NOT_PLAIN``, unpartitioned)?"""
-    if "://" in dt.table_uri and not dt.table_uri.startswith("file://"):
+    if not _local(dt.table_uri):
         return False
     features = set(dt.protocol().reader_features or ())
     return not features & _NOT_PLAIN and not dt.metadata().partition_columns
@@ -125,7 +170,8 @@ def _read_file(uri: str, columns: list[str] | None, where: Where | None) -> pa.T
     from nbtrack.lake.maintenance import plain_types
 
     file = pq.ParquetFile(uri)
-    wanted = None if columns is None else [c for c in columns if c in file.schema_arrow.names]
+    names = set(file.schema_arrow.names)
+    wanted = None if columns is None else [c for c in columns if c in names]
     data = plain_types(file.read(columns=wanted, use_threads=False))
     return data if where is None else data.filter(where(data))
 
@@ -249,17 +295,19 @@ def _runs_arrow(data: pa.Table) -> pa.Table:
 
 def _of_runs(
     lake_uri: str,
-    table: str,
+    tables: list[tuple[str, list[str] | None]],
     run_ids: list[str],
-    columns: list[str] | None,
     storage_options: dict[str, str] | None,
-) -> pa.Table | None:
-    """Rows of ``run_ids`` in one table (only ``columns``)."""
+) -> list[pa.Table | None]:
+    """Rows of ``run_ids`` in each ``(table, columns)``, read at once."""
     import pyarrow.compute as pc
 
     ids = arrow_strings(run_ids)
-    return _scan(lake_uri, table, columns=columns, storage_options=storage_options,
-                 where=lambda rows: pc.is_in(rows.column("run_id"), value_set=ids))
+
+    def wanted(rows: pa.Table) -> Any:
+        return pc.is_in(rows.column("run_id"), value_set=ids)
+
+    return _scans(lake_uri, [(table, columns, wanted) for table, columns in tables], storage_options)
 
 
 def compare_data(
@@ -296,8 +344,10 @@ def compare_rows(
     storage_options: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """:func:`compare_data` without pandas: ``runs`` is a list of the runs' leaderboard rows
-    (dicts, ``start_time``/``end_time`` as UTC datetimes) in ``run_ids`` order."""
-    found = _compare(lake_uri, run_ids, storage_options)
+    (dicts of ``list_runs``' fixed columns, ``start_time``/``end_time`` as UTC datetimes; no
+    params or metrics columns) in ``run_ids`` order."""
+    fixed = [_SOURCES.get(name, name) for name in BASE_COLUMNS if name != "duration_s"]
+    found = _compare(lake_uri, run_ids, storage_options, board_columns=fixed)
     if found is None:
         return None
     board, data = found
@@ -307,25 +357,27 @@ def compare_rows(
 
 
 def _compare(
-    lake_uri: str, run_ids: Sequence[str], storage_options: dict[str, str] | None
+    lake_uri: str, run_ids: Sequence[str], storage_options: dict[str, str] | None,
+    board_columns: list[str] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]] | None:
-    """The runs' leaderboard rows (any order) and their params, histories and inputs."""
+    """The runs' leaderboard rows (any order; ``board_columns`` or all) and their params,
+    histories and inputs."""
     import pyarrow.compute as pc
 
     ids = list(dict.fromkeys(run_ids))
     if not ids:
         return None
-    board = _of_runs(lake_uri, "leaderboard", ids, None, storage_options)
+    board, rows, points, inputs = _of_runs(lake_uri, [
+        ("leaderboard", board_columns), ("params", ["run_id", "key", "value", "t"]),
+        ("metrics", ["run_id", "key", "step", "value", "timestamp"]), ("inputs", None),
+    ], ids, storage_options)
     if board is None or set(board.column("run_id").to_pylist()) != set(ids):
         return None
     params: dict[str, dict[str, str]] = {run: {} for run in ids}
-    rows = _of_runs(lake_uri, "params", ids, ["run_id", "key", "value", "t"], storage_options)
     if rows is not None:
         for row in sorted(plain_rows(rows, micros=True), key=lambda r: r["t"] or 0):
             params[row["run_id"]][row["key"]] = row["value"]
     histories: dict[str, dict[str, list[tuple[int, float]]]] = {run: {} for run in ids}
-    points = _of_runs(lake_uri, "metrics", ids, ["run_id", "key", "step", "value", "timestamp"],
-                      storage_options)
     if points is not None:
         order = pc.sort_indices(points, [("timestamp", "ascending"), ("step", "ascending")])
         for row in plain_rows(points.take(order), micros=True):
@@ -333,8 +385,7 @@ def _compare(
     return board, {
         "params": params,
         "histories": histories,
-        "inputs": run_inputs(lake_uri, ids, storage_options=storage_options)
-        or {run: [] for run in ids},
+        "inputs": _inputs(inputs, ids) or {run: [] for run in ids},
     }
 
 
@@ -365,8 +416,11 @@ def run_inputs(
     storage_options: dict[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]] | None:
     """``{run_id: [input records]}`` (profile decoded), oldest read first; None without a lake."""
+    return _inputs(_of_runs(lake_uri, [("inputs", None)], list(run_ids), storage_options)[0], run_ids)
 
-    data = _of_runs(lake_uri, "inputs", list(run_ids), None, storage_options)
+
+def _inputs(data: pa.Table | None, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """The rows of the ``inputs`` table as :func:`run_inputs` returns them."""
     if data is None:
         return None
     found: dict[str, list[dict[str, Any]]] = {run: [] for run in run_ids}
