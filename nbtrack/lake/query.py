@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ Where = Callable[["pa.Table"], Any]
 
 
 #: Open tables, with the state of their local log folder when last refreshed.
+_SETTLED_NS = 2_000_000_000
 _OPEN: dict[tuple[str, str], tuple[Any, int | None]] = {}
 
 
@@ -62,7 +64,9 @@ def _table(lake_uri: str, table: str, storage_options: dict[str, str] | None) ->
         _OPEN.pop(key, None)
         raise NotFound(f"no Delta table {table!r} in {lake_uri}")
     if dt is not None:
-        if stamp is not None and stamp == seen:
+        # A log changed within the last seconds is refreshed anyway: file systems with coarse
+        # modification times would not show a second commit in the same tick.
+        if stamp is not None and stamp == seen and time.time_ns() - stamp > _SETTLED_NS:
             return dt
         try:
             dt.update_incremental()
