@@ -46,8 +46,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 Where = Callable[["pa.Table"], Any]
 
 
-#: Open tables, with the state of their local log folder when last refreshed.
+#: A log folder unchanged for this long (ns) is taken as it was when last read.
 _SETTLED_NS = 2_000_000_000
+#: Open tables, with the state of their local log folder when last refreshed.
 _OPEN: dict[tuple[str, str], tuple[Any, int | None]] = {}
 
 
