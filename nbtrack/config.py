@@ -48,6 +48,24 @@ class NbtrackConfig(Configurable):
     ).tag(config=True)
     auto_metrics = Bool(True, help="Log top-level numeric variables named like metrics.").tag(config=True)
     capture_figures = Bool(True, help="Log every displayed image/plot as an artifact.").tag(config=True)
+    loop_metrics = Bool(
+        True, help="Log metric-like names assigned inside a cell's loops, one point per iteration.",
+    ).tag(config=True)
+    loop_points_per_second = Float(
+        50.0, help="After loop_burst points of a metric in a cell, at most this many per second (hot loops).",
+    ).tag(config=True)
+    system_metrics_interval = Float(
+        2.0, help="Seconds between samples of a running kernel's CPU, memory and GPU (system/* metrics; 0: off).",
+    ).tag(config=True)
+    output_metrics = Bool(
+        True, help="Log metric-like values a cell prints (epoch 3: loss=0.25 acc=0.9) as metric points.",
+    ).tag(config=True)
+    output_patterns = List(
+        Unicode(), default_value=[],
+        help="More printed forms to read: regular expressions with groups 'name' and 'value' (and 'step').",
+    ).tag(config=True)
+    loop_burst = Int(100, help="Points of a metric a cell's loops record one by one before the rate applies.").tag(
+        config=True)
     delivery = Enum(
         ["process", "thread"], default_value="process",
         help="Deliver journals from a per-project background process, or from a thread in the kernel.",

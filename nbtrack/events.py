@@ -48,9 +48,10 @@ TYPES: dict[str, tuple[str, ...]] = {
     # ``path`` is the artifact path inside the run (e.g. figures/3-abc-0.png).
     "artifact": ("path", "file", "kind", "mime", "cell_id", "exec_count"),
     # One cell execution.
+    # cpu_s: the kernel's CPU time in the cell; peak_memory_mb: its resident memory peak (Linux).
     "cell": (
         "exec_count", "cell_id", "source", "source_sha", "start", "duration_s", "status",
-        "error_name", "error_value", "outputs", "metrics", "index",
+        "error_name", "error_value", "outputs", "metrics", "index", "cpu_s", "peak_memory_mb",
     ),
     # A Delta (or other) table read by the run.
     "input": ("table_uri", "version", "schema_hash", "rows", "profile"),

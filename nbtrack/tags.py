@@ -18,6 +18,8 @@ PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
 # [{"run_id", "experiment_id", "name", "tracking_uri", "parent_run_id", "ended"}, ...]
 USER_RUNS = "nbtrack.user_runs"
 PYTHON = "nbtrack.python"  # the kernel's Python version
+SYSTEM_METRICS = "system/"  # prefix of the metrics a run cost the machine (MLflow's own convention)
+LOOP_SAMPLING = "nbtrack.loop_sampling"  # which loop metrics were sampled, and at what rate
 # Sweeps (nbtrack.batch): the parent run and one child per execution.
 SWEEP_ROLE = "nbtrack.sweep.role"  # parent | child
 SWEEP_INDEX = "nbtrack.sweep.index"  # 1-based combination number: <index>.ipynb

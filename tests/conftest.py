@@ -53,6 +53,11 @@ def client_for(root: Path) -> Any:
     return client
 
 
+def user_metrics(run: Any) -> dict[str, float]:
+    """A run's metrics less the ``system/`` ones the delivery process samples (they vary run to run)."""
+    return {k: v for k, v in run.data.metrics.items() if not k.startswith("system/")}
+
+
 def all_runs(root: Path) -> list[Any]:
     client = client_for(root)
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import all_runs, client_for, session_of, wait_for, write_notebook
+from conftest import all_runs, client_for, session_of, user_metrics, wait_for, write_notebook
 
 import nbtrack
 
@@ -73,7 +73,7 @@ def test_a_notebook_that_raises_under_nbconvert_ends_failed(project):
     (run,) = finished(project, 1)
     assert experiment(project, run) == "fail.ipynb"
     assert run.info.status == "FAILED"
-    assert run.data.metrics == {"val_acc": 0.2}
+    assert user_metrics(run) == {"val_acc": 0.2}
 
 
 def papermill_output(path: Path, input_path: Path, cells: list) -> None:

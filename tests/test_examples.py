@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import user_metrics
 
 from nbtrack.cli.main import main
 
@@ -155,7 +156,7 @@ def test_demo_runs_the_quickstart_and_prints_its_tracked_run(folder, tmp_path):
     for key, value in PARAMS.items():
         assert re.search(rf"{key}\s.*\s{re.escape(value)}\b", out), key
 
-    assert set(run.data.metrics) == METRICS
+    assert set(user_metrics(run)) == METRICS
     for key in METRICS:
         assert key in out
     assert run.data.metrics["test_acc"] > 0.9

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, client_for, wait_for, write_notebook
+from conftest import all_runs, client_for, user_metrics, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -59,7 +59,7 @@ def test_papermill_cli_run_is_tracked_with_injected_params(project):
     assert run.info.status == "FINISHED"
     assert client_for(project).get_experiment(run.info.experiment_id).name == "nbs/train.ipynb"
     assert run.data.params == {"lr": "0.5", "epochs": "3"}  # injected value wins, logged once
-    assert run.data.metrics == {"val_acc": 1.0, "loss": pytest.approx(1 / 3)}
+    assert user_metrics(run) == {"val_acc": 1.0, "loss": pytest.approx(1 / 3)}
     paths = artifact_paths(project, run)
     assert f"figures/5-{nb.cells[3].id}-0.png" in paths  # papermill's count: injected cell is #3
     assert "notebook/train.ipynb" in paths and "notebook/papermill_output/out.ipynb" in paths
@@ -188,7 +188,7 @@ def test_papermill_params_injected_above_load_ext_are_logged(project):
                     "-p", "label", "five"], cwd=project, check=True, capture_output=True)
     (run,) = finished(project)
     assert run.data.params == {"N": "5", "label": "five"}
-    assert run.data.metrics == {"val_loss": 0.5}
+    assert user_metrics(run) == {"val_loss": 0.5}
 
 
 def test_cells_with_the_same_source_are_told_apart_under_papermill(project):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nbtrack import tags
 from nbtrack.metric_direction import lower_is_better
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def reproducibility(original: Mapping[str, float], rerun: Mapping[str, float]) -
     import pandas as pd
 
     rows = []
-    for key in sorted(set(original) | set(rerun)):
+    results = {k for k in set(original) | set(rerun) if not k.startswith(tags.SYSTEM_METRICS)}  # not its cost
+    for key in sorted(results):
         before, after = original.get(key), rerun.get(key)
         if key not in rerun:
             verdict, delta = MISSING, None

@@ -262,7 +262,8 @@ def results(plan: SweepPlan, store: Store) -> pd.DataFrame:
                        error=run.data.tags.get(tags.SWEEP_ERROR))
             duration = run.data.tags.get(tags.SWEEP_DURATION)
             row["duration_s"] = float(duration) if duration else None
-            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()
+                        if not k.startswith(tags.SYSTEM_METRICS)})  # what the run cost is not a result
         rows.append(row)
     return runs_frame(rows)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nbtrack import env
 from nbtrack.capture.notebook import CellRef, source_sha
 from nbtrack.capture.params import literal_assignments
+from nbtrack.capture.usage import CellUsage
 
 if TYPE_CHECKING:
     from nbtrack.capture.session import TrackingSession
@@ -40,6 +41,7 @@ class CellsRecorder:
 
     def __init__(self, session: TrackingSession) -> None:
         self.session = session
+        self.usage = CellUsage()
         self.sources: list[str] = []  # executed sources until the notebook is known
         self.last_index: int | None = None  # notebook index of the cell that ran last
 
@@ -50,6 +52,9 @@ class CellsRecorder:
             cell_id = ref.cell_id
         session.cell = CellState(raw=raw, cell_id=cell_id, exec_count=exec_count, start=time.time(), ref=ref)
         session.user_mlflow.before_cell()
+        session.loops.cell_started()
+        session.output.cell_started()
+        self.usage.start()
         wanted = env.NOTEBOOK.get()
         if wanted and wanted != session.detection.told:  # detect again only when the value changes
             session.set_notebook(wanted)
@@ -66,6 +71,7 @@ class CellsRecorder:
             session.skip_next = False
             return
         session.cell = cell  # metrics and params of this cell refer to it
+        session.output.cell_finished()
         try:
             with session.journal.batch():
                 self._record(cell, raw, result)
@@ -76,6 +82,7 @@ class CellsRecorder:
     def _record(self, cell: CellState, raw: str, result: Any) -> None:
         session = self.session
         duration = time.time() - cell.start
+        cpu_s, peak_mb = self.usage.finish()
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         exec_count = getattr(result, "execution_count", None) or cell.exec_count
         if session.idle and session.run is None and is_control_cell(raw):
@@ -104,7 +111,8 @@ class CellsRecorder:
         session.link_user_runs(run)
         if tree is not None and not error and session.config.auto_metrics and not is_injected:
             with session.safety.guard("reading metrics"):
-                metrics = session.metrics.from_cell(tree, session.shell.user_ns, cell_id)
+                metrics = session.metrics.from_cell(tree, session.shell.user_ns, cell_id, skip=session.loops.covers)
+                session.loops.tag_sampling()
         if not run.started and (session.notebook is not None or run.cells + 1 >= MAX_DEFER_CELLS):
             session.write_run_start(run)
         run.cells += 1
@@ -119,7 +127,8 @@ class CellsRecorder:
             status="error" if error is not None else "ok",
             error_name=type(error).__name__ if error is not None else None,
             error_value=str(error)[:2000] if error is not None else None,
-            outputs=cell.outputs, metrics=metrics, index=index,
+            outputs=cell.outputs, metrics=metrics, index=index, cpu_s=round(cpu_s, 4),
+            peak_memory_mb=round(peak_mb, 1) if peak_mb is not None else None,
         )
 
 

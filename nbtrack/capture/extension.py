@@ -56,6 +56,8 @@ class Hooks:
             session.post_cell(result)
 
     def install(self) -> None:
+        self.session.loops.install()
+        self.session.output.install()
         events = self.shell.events
         events.register("pre_run_cell", self.pre_run_cell)
         events.register("post_run_cell", self.post_run_cell)
@@ -78,6 +80,8 @@ class Hooks:
         displayhook.write_format_data = write_format_data
 
     def uninstall(self) -> None:
+        self.session.loops.uninstall()
+        self.session.output.uninstall()
         events = self.shell.events
         for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -154,13 +154,17 @@ class MetricsRecorder:
                             cell_id=cell_id or (cell.cell_id if cell else None),
                             exec_count=cell.exec_count if cell else None)
 
-    def from_cell(self, tree: ast.Module, user_ns: dict[str, Any], cell_id: str | None) -> list[str]:
-        """Log the metric-like numbers a cell assigned at top level; returns their names."""
+    def from_cell(self, tree: ast.Module, user_ns: dict[str, Any], cell_id: str | None,
+                  skip: Callable[[str, Any], bool] | None = None) -> list[str]:
+        """Log the metric-like numbers a cell assigned at top level; returns their names.
+
+        ``skip(name, value)``: already recorded (a loop's last point), not a second point.
+        """
         logged = []
         for name in assigned_names(tree):
             if name in self.names and name in user_ns:
                 number = as_number(user_ns[name])
-                if number is not None:
+                if number is not None and not (skip is not None and skip(name, user_ns[name])):
                     self.log_one(name, number, None, cell_id)
                     logged.append(name)
         return logged

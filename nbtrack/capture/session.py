@@ -24,8 +24,10 @@ from nbtrack import env, tags
 from nbtrack.capture.cells import CellsRecorder, CellState, out_of_order
 from nbtrack.capture.detection import MAX_SOURCES, NBCONVERT, Detection, detect, not_found_message
 from nbtrack.capture.figures import FiguresRecorder
+from nbtrack.capture.loops import LoopRecorder
 from nbtrack.capture.metrics import MetricsRecorder
 from nbtrack.capture.notebook import NotebookFile
+from nbtrack.capture.output import OutputRecorder
 from nbtrack.capture.params import ParamsRecorder
 from nbtrack.capture.runs import RunHandle, RunState
 from nbtrack.capture.safety import Safety
@@ -64,6 +66,8 @@ class TrackingSession:
         self.metrics = MetricsRecorder(self)
         self.figures = FiguresRecorder(self)
         self.cells = CellsRecorder(self)
+        self.loops = LoopRecorder(self)
+        self.output = OutputRecorder(self)
         self.user_mlflow = UserMlflow()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class TrackingSession:
         except Exception as exc:  # noqa: BLE001 - exiting kernels must exit
             print(f"nbtrack: could not close the session cleanly ({exc})", file=sys.stderr)
         self.user_mlflow.unwatch()
+        self.cells.usage.close()
         try:
             atexit.unregister(self.close)
         except Exception:  # noqa: BLE001

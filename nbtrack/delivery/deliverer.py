@@ -24,6 +24,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbtrack.delivery.sampler import OpenRun, SystemSampler
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile, RunStarts, last_event, list_journals, read_events, torn_tail
 from nbtrack.journal.state import Cursor, RunIndex, Status
@@ -84,6 +85,9 @@ class Deliverer:
         self._waiting: dict[tuple[str, str], tuple[int, str]] = {}  # runs known, the run it waits for
         self._headers: dict[str, Event | None] = {}
         self._starts: dict[str, RunStarts] = {}
+        self._open: dict[str, OpenRun] = {}  # session -> its run whose start is delivered, not its end
+        # Sampled from outside the kernel only: a kernel delivering from its own thread is not watched.
+        self.sampler = SystemSampler(self.sinks, _sampling_interval(project) if sessions is None else 0.0)
 
     # -- one pass ----------------------------------------------------------------------------
 
@@ -98,6 +102,10 @@ class Deliverer:
             if self.only is None and alive and (header or {}).get("delivery") == "thread":
                 continue  # its kernel delivers it itself
             moved |= self.deliver_journal(journal)
+            run = self._open.get(journal.session)
+            if alive and run is not None and isinstance((header or {}).get("pid"), int):
+                self.sampler.tick(journal.session, int(header["pid"]), run,  # type: ignore[index]
+                                  RunIndex(journal.folder, journal.session))
             if not alive and self.only is None:
                 moved |= self._recover(journal)
             self._archive_if_done(journal)
@@ -172,8 +180,18 @@ class Deliverer:
                 return moved  # another deliverer (nbtrack recover) finished and archived it meanwhile
             cursor.save(ends[len(batch) - 1], int(batch[-1]["seq"]))
             status.update(sink.name, seq=int(batch[-1]["seq"]), error=None)
+            if first:
+                self._follow_runs(journal.session, batch)
             moved = True
         return moved
+
+    def _follow_runs(self, session: str, events: list[Event]) -> None:
+        """Which run of the session is open now (its system metrics are sampled)."""
+        for event in events:
+            if event.get("type") == "run_start":
+                self._open[session] = OpenRun(str(event["run"]), float(event.get("t") or time.time()))
+            elif event.get("type") == "run_end" and session in self._open and self._open[session].key == event["run"]:
+                del self._open[session]
 
     def _starts_ahead(self, journal: JournalFile, events: list[Event], index: RunIndex) -> dict[str, Event]:
         """Start events, further on in the journal, of the runs this batch has events of but no start."""
@@ -354,6 +372,15 @@ _URL = re.compile(r"\bhttps?://[^/\s'\"()]+")
 _UNREACHABLE = ("connection refused", "max retries exceeded", "failed to establish", "timed out",
                 "name or service not known", "nodename nor servname", "temporary failure in name",
                 "connection aborted", "connection reset", "remote end closed")
+
+
+def _sampling_interval(project: Project) -> float:
+    from nbtrack.config import project_config
+
+    try:
+        return float(project_config(project.root).system_metrics_interval)
+    except Exception:  # noqa: BLE001 - a broken config must not stop delivery
+        return 0.0
 
 
 def _describe(sink: str, exc: BaseException) -> str:

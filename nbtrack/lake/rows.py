@@ -169,7 +169,8 @@ class RowBuilder:
             "source_sha": event.get("source_sha"), "start": micros(event.get("start")),
             "duration_s": _float(event.get("duration_s")), "status": event.get("status"),
             "error_name": event.get("error_name"), "error_value": _str(event.get("error_value")),
-            "event_id": event.get("id"),
+            "event_id": event.get("id"), "cpu_s": _float(event.get("cpu_s")),
+            "peak_memory_mb": _float(event.get("peak_memory_mb")),
         }]
 
     def _artifacts(self, event: Event) -> list[Row]:

@@ -52,6 +52,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("cell_id", "string"), ("source", "string"), ("source_sha", "string"),
         ("start", "ts"), ("duration_s", "float64"), ("status", "string"),
         ("error_name", "string"), ("error_value", "string"), ("event_id", "string"),
+        ("cpu_s", "float64"), ("peak_memory_mb", "float64"),  # the kernel's CPU time and memory peak in the cell
     ],
     "artifacts": [
         ("run_id", "string"), ("run_key", "string"), ("path", "string"), ("kind", "string"),

@@ -183,7 +183,7 @@ class MlflowSink:
                 continue
             record = {k: event.get(k) for k in ("exec_count", "cell_id", "source", "source_sha", "start",
                                                  "duration_s", "status", "error_name", "error_value",
-                                                 "outputs", "metrics", "index")}
+                                                 "outputs", "metrics", "index", "cpu_s", "peak_memory_mb")}
             record["_seq"] = event["seq"]
             cells.append(record)
         path.parent.mkdir(parents=True, exist_ok=True)
