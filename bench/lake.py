@@ -7,7 +7,8 @@
    batches of 5,000 events (the delivery loop's batch size).
 2. Loads the same runs (same run ids, params, metric histories) into an MLflow
    SQLite store and times listing all runs of the notebook and comparing ten of
-   them: the lake (``nbtrack.lake.query``) against ``mlflow.search_runs`` plus
+   them: the lake (``nbtrack.lake.query``: only the columns each side needs, read
+   straight from the tables' Parquet files) against ``mlflow.search_runs`` plus
    ``get_metric_history``. The MLflow side is bulk-loaded through MLflow's own
    SQLAlchemy models in one transaction (10,000 runs through the client API
    take about 6 minutes here); ``search_runs`` reads it like any other store.
@@ -190,10 +191,12 @@ def run(work: Path, runs: int) -> int:
     on_disk = sum(1 for _ in Path(lake).rglob("*.parquet"))
     print(f"optimize: {before} files -> {after} files ({on_disk} parquet files on disk)")
 
-    ok = lake_s < 0.3 and mlflow_s / lake_s >= 10
+    ok = lake_s < 0.1 and mlflow_s / lake_s >= 100
+    one, five, _ = os.getloadavg()
     print(f"SUMMARY ingest {events / seconds:,.0f} events/s | list+compare {runs:,} runs: lake "
           f"{lake_s * 1000:.0f} ms vs mlflow {mlflow_s * 1000:.0f} ms = {mlflow_s / lake_s:.1f}x | "
-          f"files {before} -> {after} | goal (<300 ms, >=10x) {'met' if ok else 'NOT met'}")
+          f"files {before} -> {after} | load average {one:.1f}/{five:.1f} on {os.cpu_count()} cores | "
+          f"goal (<100 ms, >=100x) {'met' if ok else 'NOT met'}")
     return 0
 
 
