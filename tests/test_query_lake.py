@@ -251,3 +251,15 @@ def test_compare_reading_the_store_file_equals_compare_through_mlflow(
     monkeypatch.setattr("nbtrack.query.compare.read_client", lambda ref: ref.client())
     assert compare(ids).to_dict() == direct
     assert {"acc", "val_loss"} <= {m["key"] for m in direct["metrics"]}
+
+
+def test_runs_of_a_notebook_never_run_answers_without_mlflow(project: Path):
+    from conftest import write_notebook
+    from test_cli_fail_fast import nbtrack
+
+    write_notebook(project / "new.ipynb", ["x = 1"])
+    code, err, imported = nbtrack(project, "runs", "new.ipynb")
+    assert code == 0 and imported == [], (err, imported)
+    done = subprocess.run([sys.executable, "-m", "nbtrack", "runs", "new.ipynb"], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout == "no runs yet for new.ipynb, run it with %load_ext nbtrack\n"

@@ -90,6 +90,8 @@ def run_records(
     records = records_from_lake(ref, experiment, max_results)
     if records is not None:
         return records
+    if ref.embedded_db is not None and has_experiment(ref, [experiment]) is None:
+        return []  # the store's file says it: no such experiment, no runs (and no MLflow import)
     return runs_records(list_runs(notebook, project=project, tracking_uri=tracking_uri,
                                   max_results=max_results))
 
