@@ -13,8 +13,9 @@ Under the lake path (``<project>/.nbtrack/lake/`` by default, any URI
     leaderboard   gold     one row per run: params.<k>, metrics.<k> (last), best.<k>
 
 Modules: ``schemas`` (the explicit table schemas), ``rows`` (events to rows),
-``tables`` (the deltalake writer), ``spark`` (the Spark writer), ``query``
-(listing and comparing runs from the lake), ``maintenance`` (optimize, show, sql),
+``tables`` (the deltalake writer), ``spark`` (the Spark writer), ``reader``
+(a table's current files, read without pandas), ``query`` (listing and comparing
+runs from the lake), ``maintenance`` (optimize, show, sql),
 ``profile`` (input data profiles and drift). Nothing here is imported by a kernel
 on its cell path; heavy libraries are imported inside functions.
 """

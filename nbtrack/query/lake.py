@@ -103,7 +103,7 @@ def records_from_lake(ref: StoreRef, experiment: str, max_results: int) -> list[
         return None
     if table is None or table.num_rows == 0:
         return None
-    from nbtrack.lake.query import plain_rows
+    from nbtrack.lake.reader import plain_rows
 
     return [_record(row) for row in plain_rows(table)]
 
