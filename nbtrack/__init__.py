@@ -83,14 +83,15 @@ def current_run() -> RunHandle | None:
     """The run being recorded now (key, MLflow run id once delivered, params), or None."""
     from nbtrack.capture.session import current_session
 
-    return current_session().current_run()
+    run: RunHandle | None = current_session().current_run()
+    return run
 
 
 def flush(timeout: float | None = None) -> bool:
     """Wait until everything captured so far is in the tracking store; True if it is."""
     from nbtrack.capture.session import current_session
 
-    return current_session().flush(timeout)
+    return bool(current_session().flush(timeout))
 
 
 def runs(notebook: str | None = None, **kwargs: Any) -> pd.DataFrame:

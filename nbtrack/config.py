@@ -121,7 +121,7 @@ def read_pyproject(project_root: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, ValueError):

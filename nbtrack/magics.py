@@ -160,17 +160,23 @@ class NbtrackMagics(Magics):
 
     # -- cell commands --------------------------------------------------------------------
 
+    @property
+    def _shell(self) -> Any:
+        """The shell these magics were registered on (IPython types it as optional)."""
+        assert self.shell is not None
+        return self.shell
+
     def _run_body(self, cell: str) -> tuple[ast.Module | None, dict[str, Any]]:
         """Run the body in the user's namespace (no nested cell record); return its tree and bindings."""
         from nbtrack.capture.metrics import assigned_names
 
-        code = self.shell.transform_cell(cell)
-        self.shell.ex(code)
+        code = self._shell.transform_cell(cell)
+        self._shell.ex(code)
         try:
             tree = ast.parse(code)
         except SyntaxError:
             return None, {}
-        ns = self.shell.user_ns
+        ns = self._shell.user_ns
         return tree, {n: ns[n] for n in assigned_names(tree) if n in ns}
 
     def _cell_params(self, cell: str) -> None:
@@ -186,7 +192,7 @@ class NbtrackMagics(Magics):
         config = self.session.config
         was, config.enabled = config.enabled, False
         try:
-            result = self.shell.run_cell(cell, store_history=False)
+            result = self._shell.run_cell(cell, store_history=False)
         finally:
             config.enabled = was
             self.session.skip_next = True

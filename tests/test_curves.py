@@ -24,8 +24,6 @@ CELLS = [
     # printed progress: the printed steps
     "for epoch in range(3):\n    print(f'epoch {epoch}: loss={0.5 / (epoch + 1):.4f} acc={0.8 + epoch / 100:.3f}')\n"
     "print('Loss after iteration 1000: 0.125')",
-    # 400 MB held for 3 s
-    "import time\nblob = bytearray(400 * 2**20)\nblob[::4096] = b'x' * len(blob[::4096])\ntime.sleep(3)\ndel blob",
     # negative controls: a DataFrame, a statsmodels summary, a classification report, a printed traceback
     "import numpy as np\nimport pandas as pd\nframe = pd.DataFrame({'loss': [0.5, 0.4], 'acc': [0.8, 0.9]})\n"
     "print(frame)\nprint(frame.describe())",
@@ -34,6 +32,8 @@ CELLS = [
     "from sklearn.metrics import classification_report\nprint(classification_report([0, 1, 1, 0], [0, 1, 0, 0]))",
     "import sys, traceback\ntry:\n    raise ValueError('loss: 0.5 is too high')\nexcept ValueError:\n"
     "    traceback.print_exc(file=sys.stdout)",
+    # 400 MB held for 3 s
+    "import time\nblob = bytearray(400 * 2**20)\nblob[::4096] = b'x' * len(blob[::4096])\ntime.sleep(3)\ndel blob",
 ]
 
 

@@ -230,9 +230,10 @@ class LocalExecutor:
                     continue
                 if slot == -1 and self._abort is not None:
                     raise self._abort
-                worker = workers.get(slot)
-                if worker is None:
+                found = workers.get(slot)
+                if found is None:
                     continue  # a killed worker's last words
+                worker = found
                 if event is None:
                     if worker.job is not None:
                         fail(worker, f"worker process died (exit code {worker.process.wait()})")

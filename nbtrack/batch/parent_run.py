@@ -98,7 +98,7 @@ def _process_start_time() -> float | None:
     try:
         import psutil
 
-        return psutil.Process().create_time()
+        return float(psutil.Process().create_time())
     except Exception:  # noqa: BLE001 - recovery then only checks the pid
         return None
 

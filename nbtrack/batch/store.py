@@ -97,7 +97,7 @@ class Store:
     def create_parent(self, experiment_id: str, run_name: str, run_tags: Mapping[str, str]) -> str:
         """The parent run, so children can name it; its params and end come through its journal."""
         run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(run_tags))
-        return run.info.run_id
+        return str(run.info.run_id)
 
     def create_child(self, experiment_id: str, *, parent_run_id: str, sweep_id: str,
                      index: int, params: Mapping[str, Any], notebook: str, output: str,
@@ -115,12 +115,12 @@ class Store:
             tags.SWEEP_PARAMS: json.dumps(params)[:5000],
         })
         self.client.update_run(run.info.run_id, status=status)
-        return run.info.run_id
+        return str(run.info.run_id)
 
     # -- statuses --------------------------------------------------------------------
 
     def status(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.status
+        return str(self.client.get_run(run_id).info.status)
 
     def mark_running(self, run_id: str) -> None:
         if self.status(run_id) == "SCHEDULED":

@@ -76,7 +76,7 @@ class _Watchdog:
 def _count_cells(path: str, has_params: bool) -> int:
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     return len(nb.cells) + (1 if has_params and not injected else 0)
 
@@ -109,7 +109,7 @@ def run_job(job: Job, emit: Emit, kernels: Kernels) -> Outcome:
     watchdog = _Watchdog(None, None)
     try:
         with kernels.kernel(job) as km:
-            watchdog = _Watchdog(job.timeout, km.provisioner.pid if km and km.provisioner else None)
+            watchdog = _Watchdog(job.timeout, getattr(km.provisioner, "pid", None) if km else None)
             try:
                 run_sync(kernels.look_ahead)()
                 papermill.execute_notebook(

@@ -128,7 +128,7 @@ def render_figure(figure: Any) -> tuple[str, str, bytes]:
         return render_figure(figure_attr)
     from IPython.core.formatters import DisplayFormatter
 
-    data, _ = DisplayFormatter().format(figure)
+    data, _ = DisplayFormatter().format(figure)  # type: ignore[no-untyped-call]
     found = figure_from_bundle(data)
     if found is None:
         raise TypeError(f"cannot log a {type(figure).__name__} as a figure (no image representation)")

@@ -99,8 +99,10 @@ class LoopTransformer(ast.NodeTransformer):
             metrics = [n for n in _targets(stmt) if n in self.session.metrics.names]
             if metrics:
                 names.extend(metrics)
-                calls = [ast.Expr(_call(POINT, [ast.Constant(n), ast.Name(n, ast.Load()), _step_arg(step)]))
-                         for n in dict.fromkeys(metrics)]
+                calls: list[ast.stmt] = [
+                    ast.Expr(_call(POINT, [ast.Constant(n), ast.Name(n, ast.Load()), _step_arg(step)]))
+                    for n in dict.fromkeys(metrics)
+                ]
                 check = ast.If(ast.Name(DUE, ast.Load()), calls, [])
                 out.append(ast.copy_location(check, stmt))
         return out
@@ -136,7 +138,7 @@ def _targets(stmt: ast.stmt) -> list[str]:
 
 
 def _assigned_metrics(loop: ast.stmt, session: TrackingSession) -> list[str]:
-    found = []
+    found: list[str] = []
     for node in ast.walk(loop):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue

@@ -64,7 +64,7 @@ class OutputRecorder:
         write.__nbtrack__ = True  # type: ignore[attr-defined]
         write.__wrapped__ = current  # type: ignore[attr-defined]
         try:
-            stream.write = write
+            stream.write = write  # type: ignore[method-assign]
         except (AttributeError, TypeError):
             return
         self._stream = stream

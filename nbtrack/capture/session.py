@@ -340,7 +340,7 @@ def _process_start_time() -> float | None:
     try:
         import psutil
 
-        return psutil.Process().create_time()
+        return float(psutil.Process().create_time())
     except Exception:  # noqa: BLE001
         return None
 

@@ -115,10 +115,10 @@ class UserMlflow:
         """(active run ids, last ended run id): compared before and after an unobserved cell."""
         fluent = _fluent()
         variable = _stack_variable(fluent) if fluent is not None else None
-        if variable is None:
+        if fluent is None or variable is None:
             return None
         last = getattr(fluent, "_last_active_run_id", None)
-        last_id = last.get() if hasattr(last, "get") else last
+        last_id = last.get() if last is not None and hasattr(last, "get") else last
         return tuple(_run_id(r) for r in variable.get()), last_id if isinstance(last_id, str) else None
 
     def catch_up(self, before: tuple[tuple[str, ...], str | None] | None) -> None:

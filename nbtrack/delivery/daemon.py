@@ -57,6 +57,7 @@ def serve(project: Project, *, idle_exit: float, give_up: float = float("inf"), 
     try:
         pid_path(project).write_text(str(os.getpid()))
         deliverer = Deliverer(project)
+        deliverer.watch_kernels()  # system samples start now, not once the store is open
         _warm_store(project)
         last_active = time.monotonic()  # events moved, or a kernel was alive
         try:

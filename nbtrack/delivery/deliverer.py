@@ -102,14 +102,22 @@ class Deliverer:
             if self.only is None and alive and (header or {}).get("delivery") == "thread":
                 continue  # its kernel delivers it itself
             moved |= self.deliver_journal(journal)
-            run = self._open.get(journal.session)
-            if alive and run is not None and isinstance((header or {}).get("pid"), int):
-                self.sampler.tick(journal.session, int(header["pid"]), run,  # type: ignore[index]
-                                  RunIndex(journal.folder, journal.session))
+            pid = (header or {}).get("pid")
+            if isinstance(pid, int) and (header or {}).get("host") == socket.gethostname():
+                self.sampler.watch(journal.session, pid if alive else None)  # an ended kernel is not sampled
             if not alive and self.only is None:
                 moved |= self._recover(journal)
             self._archive_if_done(journal)
+        self.sampler.write(self._open_runs())
         return moved
+
+    def watch_kernels(self) -> None:
+        """Have the sampler watch every live kernel of the project (their runs get ids later)."""
+        for journal in list_journals(self.project.journal_dir):
+            header = self._header(journal)
+            pid = (header or {}).get("pid")
+            if isinstance(pid, int) and (header or {}).get("host") == socket.gethostname() and process_alive(header):
+                self.sampler.watch(journal.session, pid)
 
     def live_sessions(self) -> int:
         return sum(process_alive(self._header(j)) for j in list_journals(self.project.journal_dir))
@@ -161,7 +169,7 @@ class Deliverer:
             ahead = self._starts_ahead(journal, events, index) if first else {}
             batch = deliverable(events, index, startable=ahead.keys() if first else (), first=first)
             if not batch:
-                self._waiting[key] = (len(index), events[0].get("run"))
+                self._waiting[key] = (len(index), str(events[0].get("run")))
                 continue
             try:
                 sink.deliver([*ahead.values(), *batch], journal_dir=journal.folder, run_ids=index)
@@ -191,6 +199,7 @@ class Deliverer:
             if event.get("type") == "run_start":
                 self._open[session] = OpenRun(str(event["run"]), float(event.get("t") or time.time()))
             elif event.get("type") == "run_end" and session in self._open and self._open[session].key == event["run"]:
+                self.sampler.write(self._open_runs(), force=True)  # the run's last samples, first
                 del self._open[session]
 
     def _starts_ahead(self, journal: JournalFile, events: list[Event], index: RunIndex) -> dict[str, Event]:
@@ -239,7 +248,7 @@ class Deliverer:
         started: set[str] = set()
         for event, _ in read_events(journal.path, 0):
             last = event
-            run = event.get("run")
+            run = str(event.get("run") or "")
             if event.get("type") == "run_start":
                 started.add(run)
             if run and event.get("type") != "run_end":
@@ -308,7 +317,11 @@ class Deliverer:
             self._waiting.pop((journal.session, sink.name), None)
             self._retry_at.pop((journal.session, sink.name), None)
 
+    def _open_runs(self) -> dict[str, tuple[OpenRun, RunIndex]]:
+        return {session: (run, RunIndex(self.project.journal_dir, session)) for session, run in self._open.items()}
+
     def close(self) -> None:
+        self.sampler.close(self._open_runs())
         for sink in self.sinks:
             try:
                 sink.close()
@@ -326,7 +339,7 @@ def deliverable(events: list[Event], index: Mapping[str, str], *, startable: Col
     run an id.
     """
     if first:
-        startable = {*startable, *(e.get("run") for e in events if e.get("type") == "run_start")}
+        startable = {*startable, *(str(e.get("run")) for e in events if e.get("type") == "run_start")}
     else:
         startable = ()
     for i, event in enumerate(events):

@@ -1,7 +1,7 @@
 """System metrics of a run, sampled from outside the kernel: no thread in it, nothing to stop at exit.
 
 While a kernel's run is open, the delivery process reads the kernel's process
-every ``system_metrics_interval`` seconds (psutil; NVIDIA GPUs through
+every ``system_metrics_interval`` seconds, from a thread of its own (psutil; NVIDIA GPUs through
 ``nvidia-ml-py`` when it is installed) and logs ``system/kernel_cpu_percent``,
 ``system/kernel_memory_mb`` and, with a GPU, ``system/gpu_utilization_percent``
 and ``system/gpu_memory_mb`` (MLflow's ``system/`` prefix), stepped by seconds
@@ -13,8 +13,8 @@ that cannot be written is dropped, never retried.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ CPU = "system/kernel_cpu_percent"
 MEMORY = "system/kernel_memory_mb"
 GPU_UTILIZATION = "system/gpu_utilization_percent"
 GPU_MEMORY = "system/gpu_memory_mb"
+_MAX_WAITING = 3600  # samples kept for a run that has no id yet
 
 
 @dataclass
@@ -37,28 +38,76 @@ class OpenRun:
 
 
 class SystemSampler:
-    """Samples each live kernel with an open run, at most once per interval."""
+    """Samples each live kernel with an open run from a thread of the delivery process, so a long
+    delivery never leaves a gap; the delivery loop writes the samples in batches."""
+
+    WRITE_EVERY = 5.0  # seconds between writes of the buffered samples
 
     def __init__(self, sinks: list[Sink], interval: float) -> None:
         self.sinks = sinks
         self.interval = interval
-        self._due: dict[str, float] = {}
+        self._watched: dict[str, int] = {}  # session -> its kernel's pid
+        self._samples: dict[str, list[tuple[float, dict[str, float]]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._processes: dict[int, Any] = {}
         self._gpu: Any = None  # pynvml, once initialised; False when there is none
+        self._written = time.monotonic()
 
-    def tick(self, session: str, pid: int, run: OpenRun, index: RunIndex) -> None:
-        if self.interval <= 0 or run.key not in index:
+    def watch(self, session: str, pid: int | None) -> None:
+        """Sample the session's kernel from now on (None: it has ended). Samples are taken before
+        its run reaches the store, and written once the run has an id."""
+        if self.interval <= 0:
             return
-        now = time.monotonic()
-        if now < self._due.get(session, 0.0):
+        with self._lock:
+            if pid is None:
+                self._watched.pop(session, None)
+            else:
+                self._watched[session] = pid
+        if self._thread is None and self._watched:
+            self._thread = threading.Thread(target=self._run, name="nbtrack-system-sampler", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                watched = dict(self._watched)
+            for session, pid in watched.items():
+                try:
+                    values = self._sample(pid)
+                except Exception as exc:  # noqa: BLE001 - the kernel has just gone, or psutil cannot see it
+                    log.debug("no sample of pid %s: %s", pid, exc)
+                    continue
+                with self._lock:
+                    self._samples.setdefault(session, []).append((time.time(), values))
+
+    def write(self, runs: dict[str, tuple[OpenRun, RunIndex]], *, force: bool = False) -> None:
+        """Write the samples of sessions whose open run has an id (every few seconds, or now with
+        ``force``); samples taken before that run began are dropped, the others wait for their run."""
+        if not force and time.monotonic() - self._written < self.WRITE_EVERY:
             return
-        self._due[session] = now + self.interval
-        try:
-            values = self._sample(pid)
-        except Exception as exc:  # noqa: BLE001 - the kernel has just gone, or psutil may not see it
-            log.debug("no sample of pid %s: %s", pid, exc)
-            return
-        self._write(session, run, index, values)
+        self._written = time.monotonic()
+        ready: list[tuple[str, OpenRun, RunIndex, list[tuple[float, dict[str, float]]]]] = []
+        with self._lock:
+            for session, points in list(self._samples.items()):
+                if session in runs and runs[session][0].key in runs[session][1]:
+                    run, index = runs[session]
+                    ready.append((session, run, index, [p for p in points if p[0] >= run.started]))
+                    del self._samples[session]
+                elif session not in self._watched:
+                    del self._samples[session]  # its kernel ended without a run
+                else:
+                    self._samples[session] = points[-_MAX_WAITING:]
+        for session, run, index, points in ready:
+            if points:
+                self._write(session, run, index, points)
+
+    def close(self, runs: dict[str, tuple[OpenRun, RunIndex]]) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 1.0)
+        self.write(runs, force=True)
 
     def _sample(self, pid: int) -> dict[str, float]:
         import psutil
@@ -67,6 +116,8 @@ class SystemSampler:
         if process is None:
             process = self._processes[pid] = psutil.Process(pid)
             process.cpu_percent(None)  # the first call only starts the measurement
+        if process.status() == psutil.STATUS_ZOMBIE:
+            raise ProcessLookupError(pid)  # ended, not yet reaped: nothing to measure
         values = {MEMORY: process.memory_info().rss / 2**20, CPU: process.cpu_percent(None)}
         values.update(self._gpu_sample(pid))
         return values
@@ -94,16 +145,17 @@ class SystemSampler:
             return {}
         return {GPU_MEMORY: memory, GPU_UTILIZATION: sum(utilization) / len(utilization)}
 
-    def _write(self, session: str, run: OpenRun, index: RunIndex, values: Mapping[str, float]) -> None:
-        now = time.time()
-        step = max(0, int(now - run.started))
-        stamp = int(now * 1000)
-        events: list[Event] = [
-            {"id": f"{session}.system-{stamp}-{i}", "seq": stamp, "session": f"{session}.system", "t": now,
-             "type": "metric", "run": run.key, "key": key, "value": round(value, 3), "step": step,
-             "cell_id": None, "exec_count": None}
-            for i, (key, value) in enumerate(sorted(values.items()))
-        ]
+    def _write(self, session: str, run: OpenRun, index: RunIndex,
+               points: list[tuple[float, dict[str, float]]]) -> None:
+        events: list[Event] = []
+        for at, values in points:
+            stamp = int(at * 1000)
+            step = max(0, int(at - run.started))
+            events.extend(
+                {"id": f"{session}.system-{stamp}-{key}", "seq": stamp, "session": f"{session}.system", "t": at,
+                 "type": "metric", "run": run.key, "key": key, "value": round(value, 3), "step": step,
+                 "cell_id": None, "exec_count": None}
+                for key, value in sorted(values.items()))
         for sink in self.sinks:
             try:
                 if sink.name == "mlflow":
@@ -123,4 +175,5 @@ def _log_to_mlflow(index: RunIndex, key: str, events: list[Event]) -> None:
     info = index.info(key)
     client = open_client(info["tracking_uri"])
     metrics = [Metric(e["key"], float(e["value"]), int(e["t"] * 1000), int(e["step"])) for e in events]
-    client.log_batch(info["run_id"], metrics=metrics, synchronous=True)
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        client.log_batch(info["run_id"], metrics=metrics[start:start + 1000], synchronous=True)

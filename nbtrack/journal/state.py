@@ -49,7 +49,7 @@ class RunIndex(Mapping[str, str]):
         self._data: dict[str, dict[str, Any]] = _read_json(self.path, {})
 
     def __getitem__(self, key: str) -> str:
-        return self._data[key]["run_id"]
+        return str(self._data[key]["run_id"])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -81,7 +81,8 @@ class Status:
         self.path = journal_dir / f"{session}.status.json"
 
     def read(self) -> dict[str, Any]:
-        return _read_json(self.path, {"delivered": {}, "errors": {}})
+        value: dict[str, Any] = _read_json(self.path, {"delivered": {}, "errors": {}})
+        return value
 
     def update(self, sink: str, *, seq: int | None = None, error: str | None = None,
                retry_in: float | None = None) -> bool:

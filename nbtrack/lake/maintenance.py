@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import NotFound, StoreUnavailable, UsageProblem
 from nbtrack.lake import TABLES, table_uri
@@ -118,7 +118,7 @@ def optimize(
         if progress:
             progress(name, index, len(tables))
         before, _, _ = _files(dt)
-        metrics: dict = {}
+        metrics: dict[str, Any] = {}
         for attempt in range(10):  # a writer committing meanwhile: retry on a fresh snapshot
             try:
                 metrics = dt.optimize.compact()

@@ -125,7 +125,7 @@ class SparkWriter:
                 raise StoreUnavailable(f"cannot create {self.ref(table)} through Spark: "
                                        f"{_first_line(exc)}") from exc
             known = (known or set()) | set(wanted.names)
-        self._columns[table] = known
+        self._columns[table] = known or set()
 
     def _frame(self, data: pa.Table) -> Any:
         try:
