@@ -44,8 +44,28 @@ class NbtrackMagics(Magics):
 
     @line_cell_magic
     def nbtrack(self, line: str, cell: str | None = None) -> Any:
-        """Control nbtrack: %nbtrack status|runs|compare|new|end|off|on|config|log|panel;
-        %%nbtrack params|metrics|skip. See nbtrack.magics for details."""
+        """Control and look at nbtrack's tracking from the notebook.
+
+        Line magic::
+
+            %nbtrack status              what is being recorded, and delivery health
+            %nbtrack runs [NOTEBOOK]     this notebook's runs, as a table
+            %nbtrack compare ID [ID...]  params diff, metrics, curves and figures of runs
+                                         (ids or their first 8 characters)
+            %nbtrack new [NAME]          end this run and start another
+            %nbtrack end                 end this run (the next cell starts a new one)
+            %nbtrack off | on            pause / resume capture
+            %nbtrack config              list the options and their values
+            %nbtrack config KEY=VALUE    set an option, e.g. metric_words=acc,loss,bleu
+            %nbtrack log NAME=VALUE ...  log metrics at their next step
+            %nbtrack panel               the run list and comparison as a widget
+
+        Cell magic::
+
+            %%nbtrack params             the cell's literal assignments become params
+            %%nbtrack metrics            the cell's numeric assignments become metrics
+            %%nbtrack skip               run the cell without recording it
+        """
         try:
             words = shlex.split(line)
         except ValueError as exc:

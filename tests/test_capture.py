@@ -348,3 +348,14 @@ def test_current_run_reports_the_mlflow_run_id_once_delivered(shell, project, no
     (run,) = delivered_runs(project)
     assert nbtrack.current_run().run_id == run.info.run_id
     assert handle.experiment == "notebooks/train.ipynb"
+
+
+def test_magic_help_shows_the_full_usage(shell, project, notebook):
+    from nbtrack.magics import _CELL_COMMANDS, _LINE_COMMANDS
+
+    run_notebook_cells(shell, notebook, [0])
+    usage = shell.find_line_magic("nbtrack").__doc__  # what `%nbtrack?` prints
+    for command in _LINE_COMMANDS:
+        assert f"%nbtrack {command}" in usage, command
+    for command in _CELL_COMMANDS:
+        assert f"%%nbtrack {command}" in usage, command
