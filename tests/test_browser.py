@@ -1,20 +1,26 @@
-"""End to end in real Chromium: JupyterLab with nbtrack's panel over a tracked notebook.
+"""End to end in real Chromium, at JupyterLab's default layout: nbtrack's panel over real runs.
 
-A temp git project holds a notebook with ``%load_ext nbtrack``, executed three
-times by papermill (three real runs, each with a figure). ``jupyter lab`` serves
-it on a free localhost port; Playwright drives Debian's /usr/bin/chromium
-(never a downloaded browser): open the notebook and the panel, see the runs,
-compare two, re-run one with an edited param and see the new run appear.
+A temp git project holds a notebook with ``%load_ext nbtrack`` (params, a matplotlib figure,
+a Vega-Lite chart, a metric curve, and an assert that fails for ``lr >= 1``), executed three
+times by papermill: three real runs. One ``jupyter lab`` serves it on a free localhost port
+for the whole module, and Playwright drives Debian's /usr/bin/chromium (never a downloaded
+browser) in a 1600×1000 window where the right sidebar keeps its default width: nothing is
+widened. Scrollbars are shown as a user sees them (Playwright hides them by default).
+
+The tests share that server: the first one re-runs a run and a later one starts a sweep, so
+each looks its runs up by their params, never by position.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,7 +34,7 @@ from test_server_store import (
     TRACKED_NOTEBOOK as NOTEBOOK,
 )
 from test_server_store import (
-    make_papermill_project,
+    finished_runs,
     stop_daemons,
     tracked_notebook,
     wait_for,
@@ -47,6 +53,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 LABEXTENSION = Path(nbtrack.__file__).parent / "labextension"
+#: Screenshots a reviewer looks at (dark theme, comparison); build/ is not committed.
+ARTIFACTS = Path(os.environ.get("NBTRACK_TEST_ARTIFACTS", Path(__file__).parents[1] / "build" / "test-artifacts"))
+VIEWPORT = {"width": 1600, "height": 1000}
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,6 +79,7 @@ class Lab:
     token: str
     root: Path
     runtime: Path  # kernels' connection files
+    env: dict[str, str]
 
 
 def jupyter_env(home: Path) -> dict[str, str]:
@@ -91,14 +101,53 @@ def jupyter_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    root = tmp_path / "project"
+def panel_notebook() -> nbformat.NotebookNode:
+    """The server tests' tracked notebook, plus a Vega-Lite chart and a cell failing for lr >= 1."""
+    nb = tracked_notebook()
+    nb.cells.insert(3, nbformat.v4.new_code_cell(
+        "import altair as alt\nimport pandas as pd\n"
+        "alt.Chart(pd.DataFrame({'x': [0, 1, 2], 'y': [0, lr, 2 * lr]})).mark_line().encode(x='x', y='y')"
+    ))
+    nb.cells.append(nbformat.v4.new_code_cell("assert lr < 1, f'lr too large: {lr}'"))
+    return nb
+
+
+FAILING_CELL = 6  # the assert: the sixth cell, as JupyterLab's status bar counts
+
+
+def make_panel_project(root: Path, lrs: list[float], env: dict[str, str]) -> None:
+    """Real runs: papermill executes the notebook once per learning rate, in parallel."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    nbformat.write(panel_notebook(), root / NOTEBOOK)
+    out = root.parent / f"{root.name}-papermill"
+    out.mkdir(exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "papermill", "--no-progress-bar", NOTEBOOK,
+             str(out / f"run-{i}.ipynb"), "-p", "lr", str(lr)],
+            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for i, lr in enumerate(lrs)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    wait_for(lambda: len(finished_runs(root)) == len(lrs), 90, f"{len(lrs)} delivered runs")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One JupyterLab for the module, over a project with three real runs (lr 0.1, 0.01, 0.001)."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "project"
     root.mkdir()
-    env = jupyter_env(tmp_path / "home")
-    make_papermill_project(root, [0.1, 0.01, 0.001], env)
-    yield from serve_lab(root, env, tmp_path / "lab.log")
-    stop_daemons(tmp_path)
+    env = jupyter_env(base / "home")
+    make_panel_project(root, [0.1, 0.01, 0.001], env)
+    other = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                               "language": "python"}})
+    nbformat.write(other, root / "other.ipynb")  # a second notebook to switch to
+    yield from serve_lab(root, env, base / "lab.log")
+    stop_daemons(base)
 
 
 @pytest.fixture
@@ -152,7 +201,7 @@ def serve_lab(
 
     try:
         wait_for(ready, 60, "jupyter lab to answer")
-        yield Lab(url, token, root, Path(env["JUPYTER_RUNTIME_DIR"]))
+        yield Lab(url, token, root, Path(env["JUPYTER_RUNTIME_DIR"]), env)
     finally:
         try:
             request = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
@@ -170,63 +219,91 @@ def serve_lab(
                     continue
 
 
-@pytest.fixture
+def launch(playwright: Any) -> Any:
+    # Playwright hides scrollbars by default: show them, as a user's Chromium does.
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                      ignore_default_args=["--hide-scrollbars"])
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=30_000)  # JupyterLab itself takes seconds to start its plugins
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch(p)
         try:
             yield chromium
         finally:
             chromium.close()
 
 
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page at the default layout; page errors fail the test."""
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    page.close()
+    assert not errors, errors
+
+
 def open_panel(page: Any, lab: Lab, notebook: str = NOTEBOOK) -> Any:
-    """Open the notebook in JupyterLab, then the nbtrack side panel; returns the panel."""
+    """Open the notebook in JupyterLab, then the nbtrack sidebar, as it is (never widened)."""
     page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
     page.locator('.jp-SideBar li[data-id="nbtrack-panel"]').click()
     panel = page.locator("#nbtrack-panel")
     panel.wait_for(state="visible")
-    widen(page, panel, 640)
     return panel
 
 
-def widen(page: Any, panel: Any, width: int) -> None:
-    """Drag the splitter left of the right sidebar until the panel is about ``width`` px wide."""
-    box = panel.bounding_box()
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last
-    grip = handle.bounding_box()
-    if not box or not grip or box["width"] >= width:
-        return
-    x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x - (width - box["width"]), y, steps=5)
-    page.mouse.up()
+def row_of(panel: Any, lr: str) -> Any:
+    """The list row of the run with that learning rate."""
+    return panel.locator(f'tr[data-run-id]:has(td[data-param="lr"]:text-is("{lr}"))')
 
 
-def test_panel_lists_compares_and_reruns(lab: Lab, browser: Any, tmp_path: Path) -> None:
+def box(locator: Any) -> dict[str, float]:
+    found = locator.bounding_box()
+    assert found is not None, f"{locator} is not laid out"
+    return found
+
+
+def inside(inner: dict[str, float], outer: dict[str, float], slack: float = 1.0) -> bool:
+    return (inner["x"] >= outer["x"] - slack and inner["y"] >= outer["y"] - slack
+            and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + slack
+            and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack)
+
+
+def luminance(css_color: str) -> float:
+    """Relative brightness (0 black … 1 white) of a computed CSS colour."""
+    numbers = [float(n) for n in re.findall(r"[\d.]+", css_color)[:3]]
+    scale = 1.0 if css_color.startswith("color(") else 255.0
+    r, g, b = (n / scale for n in numbers)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_panel_lists_compares_and_reruns(lab: Lab, page: Any) -> None:
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     panel = open_panel(page, lab)
     expect(panel.locator(".nbtrack-title")).to_have_text(NOTEBOOK)
+    assert box(panel)["width"] <= 300, "the test must run at the default sidebar width"
 
     rows = panel.locator("tr[data-run-id]")
     expect(rows).to_have_count(3, timeout=30_000)
     expect(panel.locator(".nbtrack-message")).to_be_hidden()
     assert sorted(panel.locator('td[data-param="lr"]').all_inner_texts()) == ["0.001", "0.01", "0.1"]
+    compare_button = panel.locator("button.nbtrack-compare-button")
+    expect(compare_button).to_be_disabled()
+    assert float(compare_button.evaluate("b => getComputedStyle(b).opacity")) < 0.7, "disabled must look disabled"
 
     # Compare the two newest runs: lr differs, epochs does not; both figures load.
     rows.nth(0).locator("input.nbtrack-select").check()
     rows.nth(1).locator("input.nbtrack-select").check()
-    panel.locator("button.nbtrack-compare-button").click()
-    compare = panel.locator(".nbtrack-compare")
+    compare_button.click()
+    compare = page.locator("#nbtrack-comparison .nbtrack-compare")
     expect(compare.locator('.nbtrack-params tr.nbtrack-differs[data-param="lr"]')).to_be_visible()
     expect(compare.locator('.nbtrack-params tr[data-param="epochs"]')).not_to_have_class("nbtrack-differs")
     differs_bg = compare.locator('tr[data-param="lr"] td').first.evaluate(
@@ -238,28 +315,319 @@ def test_panel_lists_compares_and_reruns(lab: Lab, browser: Any, tmp_path: Path)
     assert differs_bg != plain_bg, "the differing param is not highlighted"
     expect(compare.locator('.nbtrack-metrics tr[data-metric="val_loss"] .nbtrack-star')).to_have_count(1)
     images = compare.locator(".nbtrack-figure img")
+    images.first.scroll_into_view_if_needed()
     expect(images).to_have_count(2)
     page.wait_for_function(
         "() => [...document.querySelectorAll('.nbtrack-figure img')]"
         ".every(img => img.complete && img.naturalWidth > 0)",
         timeout=15_000,
     )
+    compare.locator(".nbtrack-chart canvas").first.scroll_into_view_if_needed()
     expect(compare.locator(".nbtrack-chart canvas").first).to_be_visible()
-    page.screenshot(path=str(tmp_path / "compare.png"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"))
 
-    # Re-run the newest run with lr edited; a fourth run appears, highlighted.
+    # Re-run the newest run with lr edited; the field is marked; a fourth run appears, highlighted,
+    # named by what changed; the job goes on while another notebook is shown.
+    newest_lr = rows.nth(0).locator('td[data-param="lr"]').inner_text()
+    newest_number = rows.nth(0).locator(".nbtrack-number").inner_text()
     rows.nth(1).locator("input.nbtrack-select").uncheck()
     panel.locator("button.nbtrack-rerun-button").click()
-    panel.locator('.nbtrack-rerun-form input[data-param="lr"]').fill("0.5")
+    field = panel.locator('.nbtrack-rerun-form input[data-param="lr"]')
+    field.fill("0.5")
+    expect(field).to_have_class(re.compile("nbtrack-edited"))
+    expect(field.locator("xpath=following-sibling::span[1]")).to_have_text(f"was {newest_lr}")
     panel.locator("button.nbtrack-rerun-start").click()
+    expect(panel.locator(".nbtrack-job")).to_be_visible()
+    page.locator(".jp-DirListing-content").get_by_text("other.ipynb", exact=True).dblclick()
+    expect(panel.locator(".nbtrack-title")).to_have_text("other.ipynb")
+    expect(panel.locator(".nbtrack-job")).to_have_count(0)
+    page.locator(f'.lm-DockPanel-tabBar .lm-TabBar-tab:has-text("{NOTEBOOK}")').click()
+    expect(panel.locator(".nbtrack-title")).to_have_text(NOTEBOOK)
+    expect(panel.locator(".nbtrack-job")).to_be_visible()  # progress kept while we were away
     expect(rows).to_have_count(4, timeout=150_000)
     expect(panel.locator(".nbtrack-job-status")).to_contain_text("done")
     new_row = panel.locator("tr.nbtrack-new")
     expect(new_row).to_have_count(1)
     expect(new_row.locator('td[data-param="lr"]')).to_have_text("0.5")
-    page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
-    print(f"screenshots: {tmp_path / 'compare.png'} {tmp_path / 'panel.png'}")
-    assert not errors, errors
+    expect(new_row.locator(".nbtrack-label")).to_have_text(f"rerun of {newest_number} · lr=0.5")
+    page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
+
+
+def test_the_list_fits_the_default_sidebar(lab: Lab, page: Any) -> None:
+    """Compact rows (status, name, metric) whole inside ~250 px; extra columns scroll sideways
+    under a visible scrollbar while the checkbox and name stay; counts stay on top."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    rows = panel.locator("tr[data-run-id]")
+    expect(rows.first).to_be_visible()
+    panel_box = box(panel)
+    assert 200 <= panel_box["width"] <= 300
+    listing = panel.locator(".nbtrack-list")
+    list_box = box(listing)
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        for part in (".nbtrack-dot", ".nbtrack-number", ".nbtrack-metric-cell"):
+            assert inside(box(row.locator(part)), list_box), f"row {i}: {part} is cut off"
+        label = row.locator(".nbtrack-label")
+        assert box(label)["width"] >= 40, f"row {i}: the name has no room"
+        assert row.locator(".nbtrack-metric-cell").inner_text().strip(), f"row {i} shows no metric"
+    expect(panel.locator("th.nbtrack-metric-cell")).to_contain_text("val_loss")
+
+    sizes = listing.evaluate(
+        "l => ({scroll: l.scrollWidth, client: l.clientWidth, bar: l.offsetHeight - l.clientHeight})"
+    )
+    assert sizes["scroll"] > sizes["client"] + 50, "the extra columns do not overflow sideways"
+    assert sizes["bar"] >= 6, "no visible horizontal scrollbar under the list"
+    name_x = box(rows.first.locator(".nbtrack-name"))["x"]
+    listing.evaluate("l => { l.scrollLeft = 200; }")
+    page.wait_for_timeout(100)
+    assert abs(box(rows.first.locator(".nbtrack-name"))["x"] - name_x) < 1, "the name column scrolled away"
+    assert inside(box(panel.locator(".nbtrack-count")), panel_box)
+    expect(panel.locator(".nbtrack-count")).to_contain_text("runs")
+
+    # The column picker adds a column; the metric picker changes the row's metric.
+    panel.locator("button.nbtrack-columns-button").click()
+    panel.locator('.nbtrack-column-menu input[data-column="origin"]').check()
+    expect(panel.locator('th[data-column="origin"]')).to_have_count(1)
+    panel.locator(".nbtrack-column-menu button:text-is('Done')").click()
+    panel.locator("select.nbtrack-metric-select").select_option("accuracy")
+    expect(panel.locator("th.nbtrack-metric-cell")).to_contain_text("accuracy")
+
+
+def test_filters_people_type(lab: Lab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    rows = panel.locator("tr[data-run-id]")
+    expect(rows.first).to_be_visible()
+    total = rows.count()
+    box_filter = panel.locator("input.nbtrack-filter")
+    hint = panel.locator(".nbtrack-hint")
+
+    box_filter.fill("lr=0.1")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator('td[data-param="lr"]')).to_have_text("0.1")
+    expect(panel.locator(".nbtrack-count")).to_have_text(f"1 of {total} runs")
+    box_filter.fill("lr in 0.01,0.001 status=finished")
+    expect(rows).to_have_count(2)
+    box_filter.fill("accuracy>0.4 accuracy<0.6")
+    expect(rows).to_have_count(1)  # accuracy = 1 - 1/(1 + 10 lr): 0.5 for lr=0.1 only
+    expect(rows.first.locator('td[data-param="lr"]')).to_have_text("0.1")
+    box_filter.fill("accuracy>2")
+    expect(rows).to_have_count(0)
+    expect(hint).to_contain_text("No run has accuracy>2: the highest accuracy is")
+    box_filter.fill("acuracy>0.5")
+    expect(hint).to_contain_text('No column "acuracy": did you mean accuracy?')
+
+    # The placeholder's example is a valid filter for this notebook: it matches runs.
+    example = box_filter.get_attribute("placeholder").removeprefix("filter, e.g. ")
+    assert re.match(r"^\w+=\S+ \w+<=\S+$", example), example
+    box_filter.fill(example)
+    expect(hint).to_be_hidden()
+    assert rows.count() >= 1
+    box_filter.fill("")
+    expect(rows).to_have_count(total)
+
+
+def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
+    """Three runs in the main-area comparison: every run's column, the differing values and
+    the figures side by side on screen; hover readouts; figures enlarge and flip by arrow keys."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    for lr in ("0.1", "0.01", "0.001"):
+        row_of(panel, lr).locator("input.nbtrack-select").check()
+    panel.locator("button.nbtrack-compare-button").click()
+    view = page.locator("#nbtrack-comparison")
+    expect(view.locator(".nbtrack-compare")).to_be_visible()
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="Compare")).to_be_visible()
+    expect(panel).to_be_visible()  # the sidebar keeps the list
+    area = box(view)
+    notebook = box(page.locator(".jp-NotebookPanel").first)
+    assert area["x"] >= notebook["x"] + notebook["width"] - 2, "the comparison is not beside the notebook"
+
+    heads = view.locator(".nbtrack-params th.nbtrack-run-head")
+    expect(heads).to_have_count(3)
+    xs = []
+    for i in range(3):
+        head = box(heads.nth(i))
+        assert inside(head, area), f"run column {i} is off screen"
+        assert re.fullmatch(r"#\d+", heads.nth(i).inner_text().strip())
+        assert heads.nth(i).get_attribute("title")
+        xs.append(head["x"])
+    assert xs == sorted(xs)
+    numbers = [int(heads.nth(i).inner_text().strip()[1:]) for i in range(3)]
+    assert numbers == sorted(numbers)  # oldest first, as the list numbers them
+    lr_cells = view.locator('.nbtrack-params tr.nbtrack-differs[data-param="lr"] td[data-run-id]')
+    assert sorted(lr_cells.all_inner_texts()) == ["0.001", "0.01", "0.1"]
+    cell_boxes = [box(lr_cells.nth(i)) for i in range(3)]
+    assert all(inside(b, area) for b in cell_boxes), "a differing value is off screen"
+    assert len({round(b["y"]) for b in cell_boxes}) == 1, "the values are not side by side"
+    view.locator("input.nbtrack-diff-only").check()
+    expect(view.locator('.nbtrack-params tr[data-param="epochs"]')).to_have_count(0)
+    expect(view.locator('.nbtrack-params tr[data-param="lr"]')).to_have_count(1)
+    metric_cells = view.locator('.nbtrack-metrics tr[data-metric="val_loss"] td[data-run-id]')
+    expect(metric_cells).to_have_count(3)
+    expect(view.locator('.nbtrack-metrics tr[data-metric="val_loss"] .nbtrack-star')).to_have_count(1)
+
+    # Curves: hovering shows each run's value at that step; the legend is shorter than the chart.
+    chart = view.locator('.nbtrack-chart[data-metric="val_loss"]')
+    chart.scroll_into_view_if_needed()
+    plot = chart.locator(".u-over")
+    plot_box = box(plot)
+    page.mouse.move(plot_box["x"] + plot_box["width"] * 0.5, plot_box["y"] + plot_box["height"] * 0.5)
+    readout = chart.locator(".nbtrack-readout")
+    expect(readout).to_be_visible()
+    expect(readout.locator(".nbtrack-readout-row")).to_have_count(3)
+    expect(readout.locator(".nbtrack-readout-step")).to_contain_text("step")
+    assert all(re.search(r"\d", t) for t in readout.locator(".nbtrack-readout-row").all_inner_texts())
+    assert box(chart.locator(".nbtrack-legend"))["height"] < plot_box["height"]
+    view.locator("input.nbtrack-log").check()
+    expect(chart.locator("canvas")).to_be_visible()
+
+    # Figures: a row per cell, the runs side by side; the Vega-Lite chart is drawn too.
+    images = view.locator(".nbtrack-figure img")
+    images.first.evaluate("img => img.scrollIntoView({block: 'center'})")
+    expect(images).to_have_count(3)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#nbtrack-comparison .nbtrack-figure img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    image_boxes = [box(images.nth(i)) for i in range(3)]
+    assert len({round(b["y"]) for b in image_boxes}) == 1, "the figures are not side by side"
+    assert all(inside(b, area) for b in image_boxes)
+    charts = view.locator('.nbtrack-figure[data-kind="vega-lite"] .nbtrack-figure-chart')
+    charts.first.scroll_into_view_if_needed()
+    expect(charts).to_have_count(3)
+    expect(view.locator(".nbtrack-figure-chart.nbtrack-drawn")).to_have_count(3, timeout=30_000)
+    expect(view.locator(".nbtrack-figure-group h4").first).to_have_text("cell 3 · figure 1")
+
+    # Click to enlarge; arrow keys flip between the runs' versions of that figure.
+    images.first.click()
+    lightbox = view.locator(".nbtrack-lightbox")
+    expect(lightbox).to_be_visible()
+    first = lightbox.get_attribute("data-run-id")
+    expect(lightbox.locator(".nbtrack-lightbox-caption")).to_contain_text("1 of 3")
+    page.keyboard.press("ArrowRight")
+    expect(view.locator(".nbtrack-lightbox .nbtrack-lightbox-caption")).to_contain_text("2 of 3")
+    assert view.locator(".nbtrack-lightbox").get_attribute("data-run-id") != first
+    page.keyboard.press("Escape")
+    expect(view.locator(".nbtrack-lightbox")).to_have_count(0)
+
+
+def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page: Any) -> None:
+    """`nbtrack sweep` runs from a terminal while the page is open: its runs appear without a
+    click, grouped under the sweep; the failed one says why, in the list and in the main area."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    rows = panel.locator("tr[data-run-id]")
+    expect(rows.first).to_be_visible()
+    before = rows.count()
+    sweep = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "sweep", NOTEBOOK, "-p", "lr=0.2,5", "--workers", "2", "--no-progress"],
+        cwd=lab.root, env=lab.env, capture_output=True, text=True, timeout=300,
+    )
+    assert sweep.returncode == 5, sweep.stdout[-2000:] + sweep.stderr[-2000:]  # one execution failed
+    finished = time.monotonic()
+    expect(rows).to_have_count(before + 2, timeout=20_000)  # no click: the panel polls for changes
+    print(f"sweep runs listed {time.monotonic() - finished:.1f} s after the sweep ended")
+    group = panel.locator("tr.nbtrack-sweep")
+    expect(group).to_have_count(1)
+    expect(group).to_contain_text("2 runs, 1 failed")
+
+    failed = row_of(panel, "5")
+    error = failed.locator(".nbtrack-row-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("AssertionError: lr too large: 5")
+    assert inside(box(error), box(panel)), "the error is cut off"
+    error.click()
+    view = page.locator("#nbtrack-comparison")
+    failure = view.locator(".nbtrack-failure")
+    expect(failure).to_be_visible()
+    expect(failure).to_contain_text(f"failed in cell {FAILING_CELL}")
+    expect(failure.locator(".nbtrack-error-name")).to_have_text("AssertionError")
+    expect(failure.locator(".nbtrack-source")).to_contain_text("assert lr < 1")
+    failure.locator(".nbtrack-output-link").click()
+    frame = page.frame_locator("iframe").last
+    expect(frame.locator("body")).to_contain_text("lr too large: 5", timeout=30_000)
+
+    # Collapse the sweep like MLflow does; open its view: one line per execution.
+    group.locator(".nbtrack-sweep-toggle").click()
+    expect(rows).to_have_count(before)
+    group.locator(".nbtrack-sweep-toggle").click()
+    expect(rows).to_have_count(before + 2)
+    group.locator(".nbtrack-sweep-open").click()
+    sweep_view = page.locator("#nbtrack-sweep")
+    expect(sweep_view.locator("svg.nbtrack-parallel polyline")).to_have_count(2)
+    expect(sweep_view.locator("svg.nbtrack-scatter")).to_have_count(1)
+
+
+def test_network_errors_say_what_is_wrong_and_mark_the_list_stale(lab: Lab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    expect(panel.locator("tr[data-run-id]").first).to_be_visible()
+    page.route("**/nbtrack/api/**", lambda route: route.abort())
+    message = panel.locator(".nbtrack-message")
+    expect(message).to_contain_text("Cannot reach the Jupyter server", timeout=15_000)
+    expect(message).to_contain_text("may be out of date")
+    expect(panel).to_have_class(re.compile("nbtrack-stale"))
+    page.unroute("**/nbtrack/api/**")
+    expect(message).to_be_hidden(timeout=15_000)
+    expect(panel).not_to_have_class(re.compile("nbtrack-stale"))
+
+
+def test_sidebar_tab_title_and_command_palette(lab: Lab, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    tab = page.locator('.jp-SideBar li[data-id="nbtrack-panel"]')
+    assert tab.get_attribute("title") == "nbtrack: runs of this notebook"
+    tab.click()  # collapse the sidebar
+    expect(panel).to_be_hidden()
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".lm-CommandPalette-input")
+    expect(palette).to_be_visible()
+    palette.fill("nbtrack: show")
+    page.keyboard.press("Enter")
+    expect(panel).to_be_visible()
+
+
+def test_dark_theme(lab: Lab, page: Any) -> None:
+    """The dark theme: dark panel and comparison, highlighted params without light rows.
+    The screenshot is kept as a test artifact."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab)
+    page.locator('.lm-MenuBar-itemLabel:text-is("Settings")').click()
+    page.locator('.lm-Menu-itemLabel:text-is("Theme")').click()
+    page.locator('.lm-Menu-itemLabel:text-is("JupyterLab Dark")').click()
+    try:
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+        for lr in ("0.1", "0.01"):
+            row_of(panel, lr).locator("input.nbtrack-select").check()
+        panel.locator("button.nbtrack-compare-button").click()
+        view = page.locator("#nbtrack-comparison")
+        differing = view.locator('.nbtrack-params tr.nbtrack-differs[data-param="lr"] td').nth(1)
+        expect(differing).to_be_visible()
+        page.wait_for_timeout(500)  # the theme's transition
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dark-theme.png"))
+        print(f"dark theme screenshot: {ARTIFACTS / 'dark-theme.png'}")
+        style = "e => getComputedStyle(e).backgroundColor"
+        assert luminance(panel.evaluate(style)) < 0.3
+        assert luminance(differing.evaluate(style)) < 0.35, "a light row in the dark theme"
+        assert luminance(differing.evaluate("e => getComputedStyle(e).color")) > 0.6
+        assert luminance(panel.locator("tr[data-run-id] td.nbtrack-name").first.evaluate(style)) < 0.3
+        assert luminance(view.evaluate(style)) < 0.3
+    finally:
+        page.locator('.lm-MenuBar-itemLabel:text-is("Settings")').click()
+        page.locator('.lm-Menu-itemLabel:text-is("Theme")').click()
+        page.locator('.lm-Menu-itemLabel:text-is("JupyterLab Light")').click()
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "true")
 
 
 def test_kernel_of_the_open_notebook_learns_its_path(bare_lab: Lab, browser: Any) -> None:
@@ -271,6 +639,9 @@ def test_kernel_of_the_open_notebook_learns_its_path(bare_lab: Lab, browser: Any
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     panel = open_panel(page, lab)
     expect(panel.locator(".nbtrack-empty")).to_contain_text("No runs recorded")
+    expect(panel.locator(".nbtrack-actions")).to_be_hidden()  # nothing to compare or re-run yet
+    expect(panel.locator("button.nbtrack-compare-button")).to_be_hidden()
+    expect(panel.locator("button.nbtrack-rerun-button")).to_be_hidden()
 
     def kernel_id() -> str | None:
         with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}", timeout=5) as r:
@@ -310,6 +681,7 @@ def test_kernel_of_the_open_notebook_learns_its_path(bare_lab: Lab, browser: Any
     rows = panel.locator("tr[data-run-id]")
     expect(rows).to_have_count(1, timeout=60_000)
     expect(rows.first.locator('td[data-param="lr"]')).to_have_text("0.1")
+    expect(panel.locator("button.nbtrack-compare-button")).to_be_visible()
 
 
 def test_missing_server_extension_says_what_to_install(browser: Any, tmp_path: Path) -> None:

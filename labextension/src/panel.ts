@@ -507,6 +507,7 @@ export class NbtrackPanel extends Widget implements INbtrackPanel {
     this._renderJobs();
     if (tracked.job?.state === 'done' && tracked.newRunIds.length) {
       this._highlighted = new Set(tracked.newRunIds);
+      this._renderRuns(); // the live poll may have listed the new run already: mark it now
       void this.refresh();
     } else if (tracked.job?.state === 'failed') {
       void this.refresh();

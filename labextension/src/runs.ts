@@ -205,7 +205,7 @@ function sweepRow(item: Extract<ListItem, { kind: 'sweep' }>, options: IRunListO
       h('div', { class: 'nbtrack-sweep-counts' }, counts)
     ),
     options.metric
-      ? h('td', { class: 'nbtrack-num nbtrack-metric-cell', title: `best ${options.metric} in the sweep` }, best === null ? '' : `★ ${formatNum(best)}`)
+      ? h('td', { class: 'nbtrack-num nbtrack-metric-cell', title: `best ${options.metric} in the sweep` }, best === null ? '' : formatNum(best))
       : null,
     span > 0 ? h('td', { colspan: String(span) }) : null
   );
