@@ -54,7 +54,8 @@ class NbtrackMagics(Magics):
                                          (ids or their first 8 characters)
             %nbtrack new [NAME]          end this run and start another
             %nbtrack end                 end this run (the next cell starts a new one)
-            %nbtrack off | on            pause / resume capture
+            %nbtrack off                 pause capture
+            %nbtrack on                  resume capture
             %nbtrack config              list the options and their values
             %nbtrack config KEY=VALUE    set an option, e.g. metric_words=acc,loss,bleu
             %nbtrack log NAME=VALUE ...  log metrics at their next step
