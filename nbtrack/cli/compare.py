@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack import tags
 from nbtrack.cli.runs import add_store_arguments
 from nbtrack.cli.tables import add_output_arguments
 
@@ -91,6 +92,9 @@ def print_comparison(console: Any, comparison: Comparison, *, full: bool | None 
     _print_inputs(console, comparison)
     shown += _print_transposed(console, "metrics: last (best) · ★ best run",
                                *_metrics_columns(data, full), full=full)
+    if any(m["key"].startswith(tags.SYSTEM_METRICS) for m in data["metrics"]):  # what each run cost
+        shown += _print_transposed(console, "system: peak", *_metrics_columns(data, full, system=True),
+                                   full=full)
     if comparison.figures:
         shown += _print_transposed(console, "figures (latest execution of each cell)",
                                    *_figures_columns(data, full), full=full)
@@ -101,7 +105,8 @@ def print_comparison(console: Any, comparison: Comparison, *, full: bool | None 
         console.print(Text(f"changed {where} ({cell.cell_id})", style="bold"))
         for diff in cell.diffs.values():
             console.print(Syntax(diff.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=not full))
-    transposed = 3 if comparison.figures else 2
+    system = any(m["key"].startswith(tags.SYSTEM_METRICS) for m in data["metrics"])
+    transposed = 2 + system + bool(comparison.figures)  # params, metrics, system, figures
     if len(shown) - 1 > transposed:  # some table took more than one page
         runs = len(data["runs"])
         print_footer(console, [], f"{runs} runs do not fit side by side, so they are shown a page "
@@ -182,10 +187,19 @@ def _params_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Colu
     return key, runs
 
 
-def _metrics_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Column]]:
+def _metrics_columns(data: dict[str, Any], full: bool, *, system: bool = False) -> tuple[Column, list[Column]]:
+    """The results' metrics (last, and best over steps), or the ``system/`` ones (their peak)."""
     from nbtrack.cli.tables import Column, number
 
-    metrics = data["metrics"]
+    metrics = [m for m in data["metrics"] if m["key"].startswith(tags.SYSTEM_METRICS) == system]
+    if system:
+        key = Column("measure", [m["key"].removeprefix(tags.SYSTEM_METRICS) for m in metrics],
+                     min_width=KEY_WIDTH)
+        runs = [Column(_run_header(run, full),
+                       [number(m["values"][run["run_id"]]["best"], full=full) if m["values"].get(run["run_id"])
+                        else "" for m in metrics] or [""], rank=1, cut=False, justify="right")
+                for run in data["runs"]]
+        return key, runs
     key = Column("metric", [f"{m['key']} {'↓' if m['direction'] == 'min' else '↑'}"
                             for m in metrics] or ["no metrics logged"], min_width=KEY_WIDTH)
     runs = []
