@@ -29,9 +29,11 @@ __all__ = [
     "load_ipython_extension",
     "log",
     "log_figure",
+    "log_model",
     "log_params",
     "read_delta",
     "read_table",
+    "register",
     "rerun",
     "runs",
     "sweep",
@@ -77,6 +79,15 @@ def log_figure(figure: Any, name: str | None = None) -> None:
     from nbtrack.capture.session import current_session
 
     current_session().log_figure(figure, name=name)
+
+
+def log_model(model: Any, name: str | None = None) -> None:
+    """Log a fitted model (scikit-learn, XGBoost, LightGBM, PyTorch, Keras) into the current run,
+    as an MLflow model called ``name`` (default: the variable holding it). Models left in
+    top-level variables at run end are logged without this call."""
+    from nbtrack.capture.session import current_session
+
+    current_session().log_model(model, name=name)
 
 
 def current_run() -> RunHandle | None:
@@ -127,6 +138,18 @@ def sweep(notebook: str, params: dict[str, list[Any]] | None = None, **kwargs: A
     from nbtrack.batch.sweep import sweep as _sweep
 
     return _sweep(notebook, params or {}, **kwargs)
+
+
+def register(run_id: str, name: str, *, model: str | None = None, alias: str | None = None,
+             **kwargs: Any) -> str:
+    """Register a run's model in MLflow's Model Registry as ``name``; returns ``models:/NAME/VERSION``.
+
+    ``model`` picks the run's model by name when it has several; ``alias`` (``champion``)
+    points at the new version.
+    """
+    from nbtrack.registry.register import register as _register
+
+    return _register(run_id, name, model=model, alias=alias, **kwargs).uri
 
 
 def rerun(run_id: str, **kwargs: Any) -> pd.DataFrame:

@@ -48,6 +48,13 @@ class NbtrackConfig(Configurable):
     ).tag(config=True)
     auto_metrics = Bool(True, help="Log top-level numeric variables named like metrics.").tag(config=True)
     capture_figures = Bool(True, help="Log every displayed image/plot as an artifact.").tag(config=True)
+    log_models = Bool(
+        True, help="At run end, log each top-level variable holding a fitted model (scikit-learn, XGBoost, "
+        "LightGBM, PyTorch, Keras) as an MLflow model named after the variable.",
+    ).tag(config=True)
+    max_model_mb = Float(
+        500.0, help="A model larger than this (MB, pickled) is not logged; one warning says so.",
+    ).tag(config=True)
     loop_metrics = Bool(
         True, help="Log metric-like names assigned inside a cell's loops, one point per iteration.",
     ).tag(config=True)

@@ -40,3 +40,10 @@ class ExecutionFailed(NbtrackError):
 
     exit_code = 5
     http_status = 500
+
+
+class PortInUse(NbtrackError):
+    """A port to listen on (``nbtrack serve --port``) is taken by another program."""
+
+    exit_code = 6
+    http_status = 409

@@ -53,6 +53,11 @@ TYPES: dict[str, tuple[str, ...]] = {
         "exec_count", "cell_id", "source", "source_sha", "start", "duration_s", "status",
         "error_name", "error_value", "outputs", "metrics", "index", "cpu_s", "peak_memory_mb",
     ),
+    # A model to log into the run: ``file`` is its snapshot (nbtrack.journal.frames: a protocol-5
+    # pickle of (model, input example or None) and its out-of-band buffers), written by a thread
+    # just after this event (``file``.failed holds why it could not be). flavor: sklearn |
+    # xgboost | lightgbm | pytorch | keras; size: bytes pickled; source: auto | api.
+    "model": ("name", "flavor", "file", "size", "model_class", "example", "source"),
     # A Delta (or other) table read by the run.
     "input": ("table_uri", "version", "schema_hash", "rows", "profile"),
     # A capture problem the user was warned about.

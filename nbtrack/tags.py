@@ -20,6 +20,9 @@ USER_RUNS = "nbtrack.user_runs"
 PYTHON = "nbtrack.python"  # the kernel's Python version
 SYSTEM_METRICS = "system/"  # prefix of the metrics a run cost the machine (MLflow's own convention)
 LOOP_SAMPLING = "nbtrack.loop_sampling"  # which loop metrics were sampled, and at what rate
+# JSON list of the models captured into the run: [{"name", "flavor", "size"}, ...] (size in bytes,
+# pickled); each is the MLflow model runs:/<run id>/<name>
+MODELS = "nbtrack.models"
 # Sweeps (nbtrack.batch): the parent run and one child per execution.
 SWEEP_ROLE = "nbtrack.sweep.role"  # parent | child
 SWEEP_INDEX = "nbtrack.sweep.index"  # 1-based combination number: <index>.ipynb

@@ -23,6 +23,8 @@ class RunState:
     attach_file: str | None = None  # the run id will be written there (by a sweep)
     extra_tags: dict[str, str] = field(default_factory=dict)
     user_runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the notebook's own MLflow runs
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {name, flavor, size} logged
+    logged_objects: set[int] = field(default_factory=set)  # ids of the objects logged as models
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ A run starts with the first cell after ``%load_ext nbtrack`` and ends at
 Its ``run_start`` event is written once the notebook is known (papermill only
 reveals it a few cells in); the delivery process holds the run's earlier events
 until then. What a run holds is recorded by one recorder per kind
-(``capture.params``, ``metrics``, ``figures``, ``cells``, ``user_mlflow``); each
-turns into journal events and returns, nothing waits on MLflow or Delta.
+(``capture.params``, ``metrics``, ``figures``, ``cells``, ``user_mlflow``, and
+``model_recorder`` at run end); each turns into journal events and returns,
+nothing waits on MLflow or Delta.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nbtrack.capture.detection import MAX_SOURCES, NBCONVERT, Detection, detect,
 from nbtrack.capture.figures import FiguresRecorder
 from nbtrack.capture.loops import LoopRecorder
 from nbtrack.capture.metrics import MetricsRecorder
+from nbtrack.capture.model_recorder import ModelsRecorder
 from nbtrack.capture.notebook import NotebookFile
 from nbtrack.capture.output import OutputRecorder
 from nbtrack.capture.params import ParamsRecorder
@@ -68,6 +70,7 @@ class TrackingSession:
         self.cells = CellsRecorder(self)
         self.loops = LoopRecorder(self)
         self.output = OutputRecorder(self)
+        self.models = ModelsRecorder(self)
         self.user_mlflow = UserMlflow()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class TrackingSession:
         self._closed = True
         try:
             self.end_run(status)
+            self.models.close(self.config.flush_timeout)  # snapshots still being written
             self.journal.append("session_end")
             self.journal.close()
             if self.delivery is not None:
@@ -251,6 +255,7 @@ class TrackingSession:
             return
         self.link_user_runs(run)  # runs MLflow ended since the last cell (at exit, say)
         self.write_run_start(run)
+        self.models.at_run_end(run)
         if status is None:
             stops_on_error = self.under_papermill or self.detection.stops_on_error  # papermill, nbconvert
             status = "FAILED" if (stops_on_error and run.last_error) else "FINISHED"
@@ -284,6 +289,9 @@ class TrackingSession:
 
     def log_figure(self, figure: Any, name: str | None = None) -> None:
         self.figures.log(figure, name)
+
+    def log_model(self, model: Any, name: str | None = None) -> None:
+        self.models.log(model, name)
 
     def on_display(self, data: Any, transient: Any = None) -> None:
         """Called for every display_data / execute_result the kernel publishes."""

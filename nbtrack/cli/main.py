@@ -4,7 +4,7 @@ Each command lives in its own module ``nbtrack.cli.<name>`` exposing
 ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``.
 Errors of the ``NbtrackError`` family become one line on stderr and their
 documented exit code (2 usage, 3 not found, 4 store unavailable, 5 execution
-failed, 1 other).
+failed, 6 port in use, 1 other).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nbtrack import env
 from nbtrack.errors import NbtrackError, StoreUnavailable
 
 #: Command modules, in the order ``nbtrack --help`` lists them.
-COMMANDS = ["runs", "compare", "sweep", "rerun", "recover", "lake", "demo"]
+COMMANDS = ["runs", "compare", "sweep", "rerun", "register", "serve", "recover", "lake", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,13 +84,23 @@ class JournalWriter:
         if self.fsync:
             os.fsync(self._fd)
 
-    def write_blob(self, name: str, data: bytes) -> str:
-        """Store a file beside the journal; returns its path relative to the journal folder."""
+    def write_blob(self, name: str, data: bytes | Sequence[bytes | memoryview]) -> str:
+        """Store a file beside the journal; returns its path relative to the journal folder.
+
+        ``data`` may be several parts written one after the other (a model snapshot's
+        buffers, never joined into one copy). The file appears whole or not at all.
+        """
         target = self.blob_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            for part in [data] if isinstance(data, bytes) else data:
+                f.write(part)
         os.replace(tmp, target)
+        return self.blob_path(name)
+
+    def blob_path(self, name: str) -> str:
+        """Where blob ``name`` is (or will be), relative to the journal folder."""
         return f"{self.blob_dir.name}/{name}"
 
     def close(self) -> None:

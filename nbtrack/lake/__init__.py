@@ -10,6 +10,7 @@ Under the lake path (``<project>/.nbtrack/lake/`` by default, any URI
     cells         silver   one row per cell execution
     artifacts     silver   one row per logged file
     inputs        silver   one row per table a run read (lineage)
+    models        silver   one row per model a run logged (flavor, size, URI, its registration)
     leaderboard   gold     one row per run: params.<k>, metrics.<k> (last), best.<k>
 
 Modules: ``schemas`` (the explicit table schemas), ``rows`` (events to rows),
@@ -23,7 +24,7 @@ on its cell path; heavy libraries are imported inside functions.
 from __future__ import annotations
 
 BRONZE = ("events",)
-SILVER = ("runs", "params", "metrics", "cells", "artifacts", "inputs")
+SILVER = ("runs", "params", "metrics", "cells", "artifacts", "inputs", "models")
 GOLD = ("leaderboard",)
 TABLES = BRONZE + SILVER + GOLD
 

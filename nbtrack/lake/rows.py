@@ -34,6 +34,7 @@ FEEDS: dict[str, frozenset[str]] = {
     "cells": frozenset({"cell"}),
     "artifacts": frozenset({"artifact"}),
     "inputs": frozenset({"input"}),
+    "models": frozenset({"model"}),
     "leaderboard": frozenset({"run_start", "tags", "run_end", "params", "metric"}),
 }
 
@@ -128,6 +129,8 @@ class RowBuilder:
             if table != "events" and not event.get("run"):
                 continue
             out.extend(make(event))
+        if table == "models":  # an upsert: one row per key in a merge
+            return list({(row["run_id"], row["name"]): row for row in out}.values())
         return out
 
     def _base(self, event: Event) -> Row:
@@ -189,6 +192,15 @@ class RowBuilder:
             "t": micros(event.get("t")), "event_id": event.get("id"),
         }]
 
+    def _models(self, event: Event) -> list[Row]:
+        run_id, name = self.run_id(event), event.get("name")
+        return [{
+            **self._base(event), "name": name, "flavor": event.get("flavor"),
+            "uri": f"runs:/{run_id}/{name}", "size_bytes": _int(event.get("size")),
+            "model_class": event.get("model_class"), "source": event.get("source"),
+            "t": micros(event.get("t")), "event_id": event.get("id"),
+        }]
+
     def _run_rows(self, events: list[Event]) -> list[Row]:
         """One row per run with what these events say about it (None = unknown here)."""
         rows: dict[str, Row] = {}
@@ -240,7 +252,7 @@ class RowBuilder:
             tag_names.RUN_NAME: "name", tag_names.GIT_COMMIT: "git_commit",
             tag_names.GIT_BRANCH: "git_branch", tag_names.ORIGIN: "origin",
             tag_names.RERUN_OF: "rerun_of", "mlflow.user": "user",
-            tag_names.USER_RUNS: "user_runs",
+            tag_names.USER_RUNS: "user_runs", tag_names.MODELS: "models",
         }
         for tag, column in names.items():
             if tags.get(tag) not in (None, ""):

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 #: Columns the upsert tables are keyed on.
-KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "leaderboard": ("run_id",)}
+KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "leaderboard": ("run_id",), "models": ("run_id", "name")}
 
 #: Tables written by merge (one row per key) rather than by append.
-UPSERT_TABLES = ("runs", "leaderboard")
+UPSERT_TABLES = ("runs", "leaderboard", "models")
 
 # (name, type) per table; types are names resolved by _arrow_type.
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -36,6 +36,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("user", "string"), ("session", "string"), ("tracking_uri", "string"),
         ("updated", "ts"), ("rerun_of", "string"),
         ("user_runs", "string"),  # JSON: the notebook's own MLflow runs (tag nbtrack.user_runs)
+        ("models", "string"),  # JSON: the run's models [{name, flavor, size}] (tag nbtrack.models)
     ],
     "params": [
         ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "string"),
@@ -58,6 +59,14 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("run_id", "string"), ("run_key", "string"), ("path", "string"), ("kind", "string"),
         ("mime", "string"), ("cell_id", "string"), ("exec_count", "int64"), ("t", "ts"),
         ("event_id", "string"),
+    ],
+    # One row per model of a run (MLflow model runs:/<run_id>/<name>); the registered_* columns
+    # hold its latest registration (``nbtrack register``), aliases comma-separated ("" when none).
+    "models": [
+        ("run_id", "string"), ("run_key", "string"), ("name", "string"), ("flavor", "string"),
+        ("uri", "string"), ("size_bytes", "int64"), ("model_class", "string"), ("source", "string"),
+        ("t", "ts"), ("event_id", "string"), ("registered_name", "string"),
+        ("registered_version", "int64"), ("aliases", "string"), ("registered_at", "ts"),
     ],
     "inputs": [
         ("run_id", "string"), ("run_key", "string"), ("table_uri", "string"),

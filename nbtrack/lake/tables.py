@@ -167,7 +167,7 @@ class DeltaWriter:
         (
             dt.merge(
                 data, predicate, source_alias="s", target_alias="t",
-                merge_schema=name == "leaderboard", commit_properties=props,
+                merge_schema=True, commit_properties=props,  # a column added since the table was made
             )
             .when_matched_update(updates)
             .when_not_matched_insert_all()

@@ -2,9 +2,10 @@
 ``nbtrack runs NOTEBOOK`` show.
 
 One row per run, newest first. Columns: ``run_id, run_name, status, start_time,
-end_time, duration_s, origin, sweep_id, parent_run_id, rerun_of, git_commit``,
-then ``params.<key>`` (strings, as MLflow keeps them) and ``metrics.<key>``
-(last logged value), each group sorted by key.
+end_time, duration_s, origin, sweep_id, parent_run_id, rerun_of, git_commit, models``
+(``models``: JSON of the run's models, tag ``nbtrack.models``), then ``params.<key>``
+(strings, as MLflow keeps them) and ``metrics.<key>`` (last logged value), each group
+sorted by key.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 #: Fixed leading columns of ``list_runs``; tag-derived ones are empty strings when unset.
 BASE_COLUMNS = [
     "run_id", "run_name", "status", "start_time", "end_time", "duration_s",
-    "origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit",
+    "origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit", "models",
 ]
 _TAG_COLUMNS = {
     "origin": tags.ORIGIN,
@@ -34,6 +35,7 @@ _TAG_COLUMNS = {
     "parent_run_id": tags.PARENT_RUN_ID,
     "rerun_of": tags.RERUN_OF,
     "git_commit": tags.GIT_COMMIT,
+    "models": tags.MODELS,
 }
 
 

@@ -21,9 +21,10 @@ from typing import Any
 from nbtrack import tags
 from nbtrack.events import Event
 from nbtrack.journal import JournalFile
-from nbtrack.journal.state import RunIndex
+from nbtrack.journal.state import RunIndex, Status
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon
+from nbtrack.sinks.models import ModelSkipped, log_snapshot, snapshot_state
 from nbtrack.store import get_or_create_experiment, open_client
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class MlflowSink:
     def deliver(self, events: list[Event], *, journal_dir: Path, run_ids: Mapping[str, str]) -> None:
         assert isinstance(run_ids, RunIndex)
         index = run_ids
+        for event in events:  # a model's snapshot is written by a kernel thread after its event
+            if event.get("type") == "model" and snapshot_state(journal_dir, event) == "writing":
+                raise RetrySoon(f"waiting for the snapshot {event.get('file')}")
         for event in events:
             if event.get("type") == "run_start" and event["run"] not in index:
                 self._start(event, index)
@@ -145,6 +149,16 @@ class MlflowSink:
             batch.cells.append((path, event))
         elif kind == "input":
             _log_input(client, run_id, event)
+        elif kind == "model":
+            self._flush(client, run_id, event["session"], batch)  # the model is logged with the metrics so far
+            self._log_model(client, run_id, event, journal_dir)
+
+    def _log_model(self, client: Any, run_id: str, event: Event, journal_dir: Path) -> None:
+        try:
+            log_snapshot(client, client.tracking_uri, run_id, event, journal_dir)
+        except ModelSkipped as exc:
+            log.warning("%s", exc)
+            Status(journal_dir, event["session"]).note(f"model:{event.get('run')}:{event.get('name')}", str(exc))
 
     def _flush(self, client: Any, run_id: str, session: str, batch: _Pending) -> None:
         """log_batch in MLflow-sized chunks; the last chunk carries the journal mark."""
