@@ -210,6 +210,10 @@ class ModelsRecorder:
             entry = self._logged.get(id(obj))
         if entry is None:
             return False
+        if entry[2] is None:  # its snapshot is still being written: its checksum comes with it
+            self.writer.wait(self.session.config.flush_timeout)
+            with self._lock:
+                entry = self._logged.get(id(obj), entry)
         ref, run_key, checksum = entry
         if run_key == run.key or (ref is not None and ref() is not obj):
             return False
@@ -217,9 +221,10 @@ class ModelsRecorder:
 
     def _too_large(self, name: str, size: float) -> None:
         limit = self.session.config.max_model_mb
+        mb = size / _MB
         self.session.safety.warn(
-            f"model {name} is {size / _MB:,.0f} MB, over max_model_mb={limit:g}: not logged "
-            f"(raise it with %nbtrack config max_model_mb={max(limit * 2, size / _MB * 1.1):.0f})",
+            f"model {name} is {mb:,.3g} MB, over max_model_mb={limit:g}: not logged "
+            f"(raise it with %nbtrack config max_model_mb={float(f'{mb * 1.5:.2g}'):g})",
             key=f"too-large:{name}")
 
     def _warn_from_thread(self, message: str) -> None:

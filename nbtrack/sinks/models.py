@@ -95,9 +95,11 @@ def log_snapshot(client: Any, tracking_uri: str, run_id: str, event: Event, jour
         tags={"nbtrack.flavor": str(event.get("flavor")), "nbtrack.model_class": str(event.get("model_class")),
               "nbtrack.event_id": str(event.get("id"))},
     )
+    # A torch module is pickled whole (MLflow 3's default, a traced pt2 graph, needs an example input).
+    extra = {"serialization_format": "pickle"} if event.get("flavor") == "pytorch" else {}
     try:
         flavor.log_model(model, name=name, model_id=logged.model_id, run_id=run_id,
-                         input_example=example, pip_requirements=requirements)
+                         input_example=example, pip_requirements=requirements, **extra)
     except Exception as exc:
         if unreachable(exc):
             raise
