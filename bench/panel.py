@@ -143,6 +143,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport=VIEWPORT)
+            page.on("pageerror", lambda error: print(f"page error: {error}"))
             panel = open_panel(page, lab, notebook)
             page.wait_for_function(
                 f"() => document.querySelectorAll('#nbtrack-panel tr[data-run-id]').length === {args.runs}"
@@ -181,20 +182,17 @@ def main() -> None:
 
             # Runs that end elsewhere: journal, end, deliver; the panel lists them by itself.
             runs = Runs(root, notebook)
+            live_rows = "document.querySelectorAll('#nbtrack-panel td[data-param=\"lr\"]')"
+            count_live = f"() => [...{live_rows}].filter(td => td.textContent === '0.5').length"
             for i in range(args.repeat):
-                listed = args.runs + i
-                page.wait_for_function(
-                    f"() => document.querySelectorAll('#nbtrack-panel tr[data-run-id]').length === {listed}",
-                    timeout=60_000)
+                page.wait_for_function(f"() => ({count_live})() === {i}", timeout=60_000, polling=100)
                 key = f"live{i:05d}"
                 runs.start(key, 0.5, 3, i, 1)
                 ended = time.perf_counter()
                 runs.end(key)
                 runs.deliver()
                 delivered = time.perf_counter()
-                page.wait_for_function(
-                    f"() => document.querySelectorAll('#nbtrack-panel tr[data-run-id]').length === {listed + 1}",
-                    timeout=60_000, polling=50)
+                page.wait_for_function(f"() => ({count_live})() === {i + 1}", timeout=60_000, polling=50)
                 shown = time.perf_counter()
                 lives.append((shown - ended, shown - delivered))
                 print(f"   live {i + 1}: run listed {lives[-1][0]:5.2f} s after it ended "

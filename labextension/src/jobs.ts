@@ -107,7 +107,7 @@ export class JobTracker implements IDisposable {
       return;
     }
     this._disposed = true;
-    this._timers.forEach(timer => window.clearTimeout(timer));
+    this._timers.forEach(timer => clearTimeout(timer));
     this._timers.clear();
     Signal.clearData(this);
   }
@@ -116,7 +116,7 @@ export class JobTracker implements IDisposable {
     if (this._disposed || !isActive(tracked)) {
       return;
     }
-    const timer = window.setTimeout(() => {
+    const timer = setTimeout(() => {
       this._timers.delete(timer);
       void this._poll(tracked);
     }, POLL_MS);

@@ -376,9 +376,12 @@ export class NbtrackPanel extends Widget implements INbtrackPanel {
     const columns = shownColumns(executions, metric, this._view.columns);
     const items = listItems(runs, shown, new Set(this._view.collapsed));
     const matched = matching.filter(r => !isSweepParent(r)).length;
+    const capped = reply.limit !== undefined && runs.length >= reply.limit;
+    const total = capped ? `the newest ${executions.length}` : String(executions.length);
     this._count.textContent = this._filter.trim()
-      ? `${matched} of ${executions.length} runs`
-      : `${executions.length} run${executions.length === 1 ? '' : 's'}${this._selected.size ? ` · ${this._selected.size} selected` : ''}`;
+      ? `${matched} of ${total} runs`
+      : `${total} run${executions.length === 1 ? '' : 's'}${this._selected.size ? ` · ${this._selected.size} selected` : ''}`;
+    this._count.title = capped ? `The panel lists the newest ${reply.limit} runs (c.NbtrackService.max_runs).` : '';
     if (filter.errors.length) {
       this._showHint(filter.errors.join(' '), 'error');
     } else if (this._filter.trim() && matched === 0) {

@@ -69,6 +69,8 @@ export interface IRunsReply {
     tracking_uri: string;
   };
   mlflow_ui_url: string | null;
+  /** The most runs listed (the newest ones): a list this long may leave older runs out. */
+  limit?: number;
   runs: IRunRow[];
 }
 

@@ -149,6 +149,7 @@ class NbtrackService(LoggingConfigurable):
                 "tracking_uri": ref.tracking_uri,
             },
             "mlflow_ui_url": self.mlflow_ui_url.rstrip("/") or None,
+            "limit": self.max_runs,  # a list this long holds the newest runs only
             "runs": rows,
         }
 
@@ -219,6 +220,27 @@ class NbtrackService(LoggingConfigurable):
             raise NotFound(f"run {run_id} has no artifact {path!r}")
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return target, content_type
+
+    # -- the model registry --------------------------------------------------------------
+
+    def register(self, run_id: Any, name: Any, notebook: str | None, *, model: Any = None,
+                 alias: Any = None, force: bool = False) -> dict[str, Any]:
+        """Register a run's model (:func:`nbtrack.registry.register.register`); its version as JSON."""
+        from nbtrack.registry.register import register
+
+        for field, value in (("run_id", run_id), ("name", name)):
+            if not isinstance(value, str) or not value.strip():
+                raise UsageProblem(f'pass {field}: {{"run_id": "<id>", "name": "<registered model>"}}')
+        for field, value in (("model", model), ("alias", alias)):
+            if value is not None and not isinstance(value, str):
+                raise UsageProblem(f"{field} must be a string")
+        ref = self.store_for(notebook)
+        done = register(run_id, name, model=model or None, alias=alias or None, force=force,
+                        project=ref.project, tracking_uri=ref.tracking_uri,
+                        warn=lambda message: self.log.warning("nbtrack register: %s", message))
+        return {"uri": done.uri, "name": done.name, "version": done.version, "run_id": done.run_id,
+                "model": done.model, "model_id": done.model_id, "aliases": done.aliases,
+                "created": done.created}
 
     # -- re-runs -----------------------------------------------------------------------
 
