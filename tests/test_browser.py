@@ -516,6 +516,15 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     page.keyboard.press("Escape")
     expect(view.locator(".nbtrack-lightbox")).to_have_count(0)
 
+    # Actions on a run live in its column; what goes wrong is said in place.
+    view.locator(".nbtrack-run-actions .nbtrack-action-rerun").first.click()
+    form = view.locator(".nbtrack-rerun-form")
+    form.locator('input[data-param="lr"]').fill("")
+    form.locator("button.nbtrack-rerun-start").click()
+    status = view.locator(".nbtrack-run-actions-area .nbtrack-job-status.nbtrack-error")
+    expect(status).to_contain_text("empty")
+    assert inside(box(status), area)
+
 
 def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page: Any) -> None:
     """`nbtrack sweep` runs from a terminal while the page is open: its runs appear without a

@@ -300,6 +300,7 @@ async def test_rerun_refuses_an_empty_value(api, project):
     )
     assert status == 400
     assert "lr" in body["message"] and "empty value" in body["message"]
+    assert "-p" not in body["message"]  # the panel's form has fields, not command-line options
 
 
 @pytest.mark.parametrize("current", [True, False])

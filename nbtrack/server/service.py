@@ -352,6 +352,10 @@ def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
     every name checked, whatever its value (a name is written into the notebook as code)."""
     from nbtrack.batch.params import check_name, parse_override
 
+    for name, value in params.items():
+        if isinstance(value, str) and not value.strip():  # said as a form field, not as a -p option
+            raise UsageProblem(f"{check_name(name)}: empty value; give it one "
+                               '(json:"" makes an empty string)')
     return {check_name(name): parse_override(name, value) if isinstance(value, str) else value
             for name, value in params.items()}
 
