@@ -101,11 +101,11 @@ export function axisTicks(axis: IAxis): { at: number; value: number | string }[]
   }));
 }
 
-const WORST = [68, 1, 84];
+const WORST = [128, 90, 200];
 const MIDDLE = [33, 145, 140];
 const BEST = [253, 231, 37];
 
-/** A colour from worst (purple) through teal to best (yellow) for a run's metric value. */
+/** A colour from worst (violet, visible on dark themes too) through teal to best (yellow) for a run's metric value. */
 export function metricColor(metric: string, value: number, min: number, max: number): string {
   let t = max === min ? 1 : (value - min) / (max - min);
   if (lowerIsBetter(metric)) {
