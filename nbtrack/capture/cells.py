@@ -71,6 +71,7 @@ class CellsRecorder:
             session.skip_next = False
             return
         session.cell = cell  # metrics and params of this cell refer to it
+        session.loops.cell_finished()
         session.output.cell_finished()
         try:
             with session.journal.batch():

@@ -36,6 +36,8 @@ DUE = "__nbtrack_due__"
 POINT = "__nbtrack_point__"
 LOOP_END = "__nbtrack_loop_end__"
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_HOLD_POINTS = 500  # points held back for one journal write, at most
+_HOLD_SECONDS = 0.5  # and for at most this long
 
 
 class LoopTransformer(ast.NodeTransformer):
@@ -168,8 +170,13 @@ class _Bucket:
 
 @dataclass
 class _CellLoops:
-    """What the loops of one cell recorded."""
+    """What the loops of one cell recorded, and the options they read (looked up once per cell)."""
 
+    enabled: bool = True
+    burst: float = 100.0
+    rate: float = 50.0
+    held_since: float | None = None  # when the journal began holding this cell's points
+    held: int = 0
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     base: dict[str, int] = field(default_factory=dict)  # a metric's next step when the cell began
     last: dict[str, tuple[int, float]] = field(default_factory=dict)  # name -> (step, value) recorded last
@@ -210,35 +217,50 @@ class LoopRecorder:
             self._clock.stop()
 
     def cell_started(self) -> None:
-        self.cell = _CellLoops()
+        config = self.session.config
+        self.cell = _CellLoops(enabled=config.enabled and config.loop_metrics, burst=float(config.loop_burst),
+                               rate=float(config.loop_points_per_second))
         self.provide(self.session.shell.user_ns)
+
+    def cell_finished(self) -> None:
+        """The points held back for one write are written before the cell's record."""
+        self._release()
+
+    def _release(self) -> None:
+        if self.cell.held_since is not None:
+            self.cell.held_since, self.cell.held = None, 0
+            self.session.journal.release()
 
     # -- points -------------------------------------------------------------------------------
 
     def point(self, name: str, value: Any, step: Any = None) -> None:
         """A metric assigned in a loop; recorded unless over its rate (then the flag goes down)."""
-        session = self.session
-        if not session.config.enabled or session.cell is None:
+        session, cell = self.session, self.cell
+        if not cell.enabled or session.cell is None:
             return
         try:
             number = as_number(value)
             if number is None:
                 return
             now = time.monotonic()
-            config = session.config
-            bucket = self.cell.buckets.get(name)
+            bucket = cell.buckets.get(name)
             if bucket is None:
-                bucket = self.cell.buckets[name] = _Bucket(float(config.loop_burst), now)
-            bucket.tokens = min(float(config.loop_burst),
-                                bucket.tokens + (now - bucket.stamp) * config.loop_points_per_second)
+                bucket = cell.buckets[name] = _Bucket(cell.burst, now)
+            bucket.tokens = min(cell.burst, bucket.tokens + (now - bucket.stamp) * cell.rate)
             bucket.stamp = now
             if bucket.tokens < 1.0:
-                self.cell.sampled.add(name)
+                cell.sampled.add(name)
                 session.shell.user_ns[DUE] = False
                 self._ensure_clock()
                 return
             bucket.tokens -= 1.0
+            if cell.held_since is None:
+                cell.held_since = now
+                session.journal.hold()
             self._record(name, number, step)
+            cell.held += 1
+            if cell.held >= _HOLD_POINTS or now - cell.held_since >= _HOLD_SECONDS:
+                self._release()
         except Exception as exc:  # noqa: BLE001 - inside the user's loop: never raise
             session.safety.warn(f"recording a loop metric failed and was skipped ({type(exc).__name__}: {exc})",
                                 key=f"loop-point:{type(exc).__name__}")
@@ -246,9 +268,10 @@ class LoopRecorder:
     def loop_end(self, names: tuple[str, ...], step: Any = None) -> None:
         """After a loop: its metrics' final values, if the last iterations were not recorded."""
         session = self.session
-        if not session.config.enabled or session.cell is None:
+        if not self.cell.enabled or session.cell is None:
             return
         with session.safety.guard("recording a loop's last values"):
+            self._release()
             ns = session.shell.user_ns
             for name in names:
                 if name not in self.cell.last:

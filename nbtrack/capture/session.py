@@ -110,6 +110,7 @@ class TrackingSession:
             return
         self._closed = True
         try:
+            self.journal.release()
             self.end_run(status)
             self.models.close(self.config.flush_timeout)  # snapshots still being written
             self.journal.append("session_end")
@@ -323,6 +324,7 @@ class TrackingSession:
                 self.safety.warn(message)
 
     def flush(self, timeout: float | None = None) -> bool:
+        self.journal.release()  # a loop's held points first: flush waits for everything captured
         if self.run is not None:
             self.params.flush_pending(self.run)
             self.write_run_start(self.run)

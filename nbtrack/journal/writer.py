@@ -31,7 +31,8 @@ class JournalWriter:
         self.blob_dir = self.journal_dir / f"{session}.blobs"
         self._lock = threading.Lock()
         self._seq = 0
-        self._held: list[bytes] | None = None  # lines of an open batch()
+        self._held: list[bytes] | None = None  # lines of an open batch() or hold()
+        self._holding = False
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -59,6 +60,25 @@ class JournalWriter:
             else:
                 self._write(line)
             return event
+
+    def hold(self) -> None:
+        """Keep appended events in memory until :meth:`release`: a hot loop's points cost one write
+        per many, not one each. Whoever holds releases before its cell returns (and at least twice a
+        second), so what was captured is on disk by then."""
+        with self._lock:
+            if self._held is None:
+                self._held = []
+                self._holding = True
+
+    def release(self) -> None:
+        """Write what :meth:`hold` kept (one ``os.write``)."""
+        with self._lock:
+            if not self._holding:
+                return
+            self._holding = False
+            held, self._held = self._held or [], None
+            if held:
+                self._write(b"".join(held))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
