@@ -48,11 +48,13 @@ def logged_models(project) -> dict[str, list]:
 def test_run_end_logs_each_fitted_model_once_under_its_name(shell, project):
     import mlflow
 
+    notebooks_own = mlflow.get_tracking_uri()
     shell.run_cell("%load_ext nbtrack")
     shell.run_cell(FIT)
     result = shell.run_cell("%nbtrack end")
     assert result.success
     (models,) = logged_models(project).values()
+    assert mlflow.get_tracking_uri() == notebooks_own  # delivered from this process: MLflow as it was
     # clf once (not again as same_clf), pipe whole (not its last step); no unfitted estimator,
     # no scaler (it transforms, it does not predict)
     assert [m.name for m in models] == ["clf", "pipe"]

@@ -44,7 +44,8 @@ from nbtrack.batch.plan import (
 from nbtrack.batch.progress import ProgressOption
 from nbtrack.batch.report import runs_frame, sort_runs
 from nbtrack.batch.store import DELIVERY_TIMEOUT_S, Store, check_reachable, latest_attempts
-from nbtrack.errors import NotFound, UsageProblem
+from nbtrack.errors import NbtrackError, NotFound, UsageProblem
+from nbtrack.registry.register import check_name, register
 from nbtrack.store import resolve
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def sweep(
     spark_master: str | None = None,
     warn: Callable[[str], None] | None = None,
     delivery_timeout: float = DELIVERY_TIMEOUT_S,
+    register_best: str | None = None,
 ) -> pd.DataFrame:
     """Run every combination of ``params`` (name -> list of values; a non-list is fixed).
 
@@ -88,7 +90,10 @@ def sweep(
     output, params.*, metrics.*``), sorted by ``metric`` when given (best first;
     ``maximize`` defaults from the name by :mod:`nbtrack.metric_direction`: losses and
     error rates such as ``val_loss`` or ``wer`` are minimized).
-    ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``. With ``backend="spark"``
+    ``df.attrs`` holds ``sweep_id`` and ``parent_run_id``. ``register_best="NAME"`` registers
+    the model of the best finished execution by ``metric`` as a new version of ``NAME``
+    (``df.attrs["registered"]``: its ``models:/NAME/VERSION``; when that fails the sweep's
+    frame is still returned, ``df.attrs["register_error"]`` saying why). With ``backend="spark"``
     the executions run on ``spark`` (a SparkSession), else the active session, else
     one built for ``spark_master`` (``local[W]`` by default, ``sc://...`` for Spark Connect).
     """
@@ -103,6 +108,10 @@ def sweep(
         raise UsageProblem("--resume re-uses the sweep's own parameters: drop -p/-f/--random")
     if not resume and notebook is None:
         raise UsageProblem("which notebook? give NOTEBOOK (or --resume SWEEP_ID)")
+    if register_best is not None:
+        check_name(register_best)
+        if not metric and not resume:
+            raise UsageProblem("--register-best needs --metric: the metric that says which run is best")
     from nbtrack.batch.executor import LocalExecutor
 
     executor = LocalExecutor(workers) if backend == "local" else None
@@ -140,7 +149,32 @@ def sweep(
     frame = sort_runs(results(plan, store), metric, maximize)
     frame.attrs.update(sweep_id=plan.sweep_id, parent_run_id=plan.parent_run_id, metric=metric,
                        maximize=maximize)
+    if register_best is not None:
+        try:
+            frame.attrs["registered"] = _register_best(frame, metric, register_best, store)
+        except NbtrackError as exc:  # the sweep's results stand; the caller learns why nothing was registered
+            frame.attrs["register_error"] = exc
+            say(f"--register-best: {exc}")
     return frame
+
+
+def _register_best(frame: pd.DataFrame, metric: str | None, name: str, store: Store) -> str:
+    """Register the model of the first finished row (the frame is sorted best first)."""
+    import math
+
+    if not metric:
+        raise UsageProblem("--register-best needs --metric: the metric that says which run is best")
+    column = f"metrics.{metric.removeprefix('metrics.')}"
+    best = next((row for row in frame.to_dict(orient="records") if row["status"] == FINISHED
+                 and isinstance(row.get(column), float) and math.isfinite(row[column])), None)
+    if best is None:
+        raise NotFound(f"--register-best: no finished execution has a value of {metric}; nothing registered")
+    try:
+        done = register(best["run_id"], name, project=store.project, tracking_uri=store.tracking_uri)
+    except UsageProblem as exc:
+        raise UsageProblem(f"{exc} (register it with `nbtrack register {best['run_id'][:8]} --name "
+                           f"{name} --model MODEL`)") from None
+    return done.uri
 
 
 def _prepare_new(

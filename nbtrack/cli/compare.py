@@ -161,7 +161,7 @@ def _runs_columns(data: dict[str, Any], full: bool) -> list[Column]:
 
     runs = data["runs"]
     ids = [r["run_id"] for r in runs]
-    return [
+    columns = [
         Column("run id", ids if full else [short_id(i) for i in ids], cut=False),
         Column("name", [r["run_name"] or "" for r in runs], rank=1),
         Column("notebook", [r["experiment_name"] or "" for r in runs], rank=2),
@@ -169,6 +169,12 @@ def _runs_columns(data: dict[str, Any], full: bool) -> list[Column]:
         Column("start (UTC)", [(r["start_time"] or "")[:19].replace("T", " ") for r in runs],
                rank=1, cut=False),
     ]
+    if any(r.get("models") for r in runs):  # flavor and size of each run's models
+        from nbtrack.query.models import describe
+
+        columns.append(Column("model", [", ".join(describe(m) for m in r.get("models") or [])
+                                        for r in runs], rank=2))
+    return columns
 
 
 def _params_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Column]]:

@@ -51,6 +51,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                            help="higher --metric is better (default unless it names a loss/error)")
     direction.add_argument("--minimize", dest="maximize", action="store_false",
                            help="lower --metric is better")
+    parser.add_argument("--register-best", metavar="NAME",
+                        help="when the sweep ends, register the model of the best execution by "
+                        "--metric in MLflow's Model Registry as a new version of NAME")
     parser.add_argument("--backend", choices=["local", "spark"], default="local",
                         help="local worker processes, or one Spark task per execution")
     parser.add_argument("--spark-master", metavar="URL",
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, timeout=args.timeout, backend=args.backend, resume=args.resume,
         metric=args.metric, maximize=args.maximize, kernel_name=args.kernel_name, cwd=args.cwd,
         progress=not args.no_progress and sys.stderr.isatty(), tracking_uri=args.tracking_uri,
-        spark_master=args.spark_master, warn=warn,
+        spark_master=args.spark_master, warn=warn, register_best=args.register_best,
     )
     sweep_id = frame.attrs["sweep_id"]
     rows = frame.to_dict(orient="records")
@@ -99,10 +102,15 @@ def run(args: argparse.Namespace) -> int:
     failed = int((frame["status"] != "FINISHED").sum())
     summary = f"sweep {sweep_id}: {len(frame) - failed} finished, {failed} failed"
     summary += f" (resume with: nbtrack sweep --resume {sweep_id})" if failed else ""
+    if frame.attrs.get("registered"):
+        summary += f"; best model registered as {frame.attrs['registered']}"
     if args.json or args.csv:
         err.print(summary, soft_wrap=True, highlight=False)
     else:  # one line for a script; wrapped at spaces in a terminal
         out.print(summary, soft_wrap=not out.is_terminal)
+    problem = frame.attrs.get("register_error")
+    if problem is not None:
+        return int(getattr(problem, "exit_code", 1))
     if failed:
         return ExecutionFailed.exit_code
     return 0

@@ -26,6 +26,7 @@ from nbtrack.query.inputs import compare_inputs, no_inputs
 from nbtrack.query.links import user_runs
 from nbtrack.query.local_store import read_client
 from nbtrack.query.lookup import parse_run_id, resolve_run_id
+from nbtrack.query.models import run_models
 from nbtrack.query.store import ProjectLike, resolve_store
 from nbtrack.query.values import is_missing, json_number, metric_value
 
@@ -56,6 +57,8 @@ class RunSummary:
     user_runs: list[dict[str, Any]] = field(default_factory=list)
     # why a FAILED or KILLED run failed (query.failures); None for any other run
     error: dict[str, Any] | None = None
+    # the run's models (query.models): [{"name", "flavor", "size", "uri"}]
+    models: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         duration = (self.end_time - self.start_time) / 1000.0 if (
@@ -67,7 +70,7 @@ class RunSummary:
             "end_time": _iso(self.end_time), "duration_s": duration,
             "artifact_uri": self.artifact_uri, "tags": dict(self.tags),
             "user_runs": [dict(item) for item in self.user_runs],
-            "error": self.error,
+            "error": self.error, "models": [dict(item) for item in self.models],
         }
 
 
@@ -148,7 +151,8 @@ class Comparison:
                                       "parent_run_id"?, "ended": bool, "url": str | null}],
                        "error": {"name", "value", "message", "cell": {"cell_id", "index",
                                  "number", "exec_count", "source"} | null, "output": str | null,
-                                 "output_path": str | null, "traceback": str | null} | null}],
+                                 "output_path": str | null, "traceback": str | null} | null,
+                       "models": [{"name", "flavor", "size": int | null, "uri": "runs:/<run_id>/<name>"}]}],
              "params": [{"key": str, "values": {run_id: str | null}, "differs": bool}],
              "metrics": [{"key": str, "direction": "min" | "max",
                           "values": {run_id: {"last": NUM, "best": NUM, "steps": int} | null},
@@ -173,7 +177,8 @@ class Comparison:
         checks each run against the first (``run_a``); with no run having recorded an
         input it is ``{"differ": false, "drift": [], "runs": {}}``. v2 added ``inputs``;
         ``user_runs`` lists the runs the notebook's own MLflow made (added within v2), as were
-        ``error`` (see :mod:`nbtrack.query.failures`) and a figure's cell ``index`` (0-based; a
+        ``error`` (see :mod:`nbtrack.query.failures`), ``models`` (each model's flavor and pickled
+        size in bytes) and a figure's cell ``index`` (0-based; a
         cell's number is ``index + 1`` everywhere, as JupyterLab's status bar counts cells).
         ``start_time``/``end_time`` are the lake's when it answers, as in the run list, so a
         run's duration reads the same in the list and the comparison.
@@ -298,6 +303,7 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
             experiment_name=experiments.get(info.experiment_id, info.experiment_id),
             status=info.status, start_time=info.start_time, end_time=info.end_time,
             artifact_uri=info.artifact_uri, tags=kept, user_runs=user_runs(run_tags),
+            models=[{**m, "uri": f"runs:/{info.run_id}/{m['name']}"} for m in run_models(run_tags.get(tags.MODELS))],
         ))
     return summaries
 

@@ -192,6 +192,9 @@ def _run_headers(comparison: Comparison) -> str:
 
 
 def _runs_section(comparison: Comparison) -> str:
+    from nbtrack.query.models import describe
+
+    models = any(run.models for run in comparison.runs)  # a column only when a run has one
     rows = []
     for run in comparison.runs:
         info = run.to_dict()
@@ -200,8 +203,10 @@ def _runs_section(comparison: Comparison) -> str:
             _td(escape(run.experiment_name)), _td(escape(run.status)),
             _td(escape(_local_iso(info["start_time"]))),
             _td(escape(format_duration(info["duration_s"]))),
+            *([_td(escape(", ".join(describe(m) for m in run.models)))] if models else []),
         ]) + "</tr>")
-    header = "".join(_th(h) for h in ("run", "run id", "notebook", "status", "start", "duration"))
+    titles = ("run", "run id", "notebook", "status", "start", "duration") + (("model",) if models else ())
+    header = "".join(_th(h) for h in titles)
     return (f"<h4>Runs</h4><table {_TABLE}><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 

@@ -116,15 +116,20 @@ def register(
 def global_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's registry looks logged models up through the process's default store: make it
     this one for the time of the call (one call at a time; the previous value is restored)."""
-    import mlflow
+    import os
+
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     with _GLOBAL_URI:
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
+        variable = os.environ.get("MLFLOW_TRACKING_URI")  # MLflow sets and unsets it with its setting
         try:
-            yield
+            with _use_tracking_uri(uri):
+                yield
         finally:
-            mlflow.set_tracking_uri(previous)
+            if variable is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 @contextmanager
@@ -154,13 +159,18 @@ def run_models(client: MlflowClient, run: Run, wait: float = MODEL_WAIT_S) -> li
     expected = {entry.get("name") for entry in _captured(run)}
     deadline = time.monotonic() + wait
     while True:
-        found = client.search_logged_models(experiment_ids=[experiment],
-                                            filter_string=f"source_run_id = '{run_id}'")
-        ready = [m for m in found if m.status == LoggedModelStatus.READY]
+        found = {m.model_id: m for m in client.search_logged_models(
+            experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'")}
+        outputs = getattr(run.outputs, "model_outputs", None) or []
+        for output in outputs:  # a model MLflow's own log_model linked to the run from elsewhere
+            if output.model_id not in found:
+                found[output.model_id] = client.get_logged_model(output.model_id)
+        ready = [m for m in found.values() if m.status == LoggedModelStatus.READY]
         missing = expected - {m.name for m in ready}
         if not missing or time.monotonic() >= deadline:
             return ready
         time.sleep(0.5)
+        run = client.get_run(run_id)
 
 
 def _captured(run: Run) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from nbtrack.errors import NbtrackError, NotFound, PortInUse, UsageProblem
 from nbtrack.query.lookup import resolve_run_id
 from nbtrack.query.store import ProjectLike, StoreRef, resolve_store
-from nbtrack.registry.register import mlflow_errors
+from nbtrack.registry.register import mlflow_errors, run_models
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -115,10 +115,7 @@ def _aliases(registered: Any) -> list[str]:
 
 
 def _check_run_model(client: MlflowClient, run_id: str, model: str) -> None:
-    run = client.get_run(run_id)
-    found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                        filter_string=f"source_run_id = '{run_id}'")
-    names = sorted({m.name for m in found})
+    names = sorted({m.name for m in run_models(client, client.get_run(run_id), wait=0)})
     if model not in names:
         raise NotFound(f"run {run_id[:8]} has no model named {model!r} "
                        f"({'it has ' + ', '.join(names) if names else 'it has no model'})")
@@ -139,6 +136,8 @@ def check_port(host: str, port: int) -> None:
         raise UsageProblem(f"--port must be between 1 and 65535, not {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: connections of a server that just stopped (TIME_WAIT) do not count
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

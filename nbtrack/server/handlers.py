@@ -9,12 +9,14 @@ Routes (under the server's base URL), all JSON except the artifact bytes::
     GET  /nbtrack/api/artifact/RUN_ID/PATH[?notebook=P]   one artifact file of that run
     GET  /nbtrack/api/output/RUN_ID[?notebook=P]    the run's output notebook as static HTML
     POST /nbtrack/api/rerun   {"run_id", "params"?, "notebook"?, "current"?}  -> 202 + job
+    POST /nbtrack/api/register {"run_id", "name", "model"?, "alias"?, "force"?, "notebook"?}
+                                                    -> 201 (200: already that version) + version
     GET  /nbtrack/api/jobs/ID                        a background job's state and progress
 
 PATH arguments are relative to the server's root. Errors are JSON
 ``{"message", "reason"}`` with the status of the typed error
 (:mod:`nbtrack.errors`): 400 for a malformed request, 404 for an unknown run,
-artifact, notebook or job, 503 for an unreachable store.
+artifact, notebook, job or run without a model, 503 for an unreachable store.
 """
 
 from __future__ import annotations
@@ -164,6 +166,23 @@ class RerunHandler(NbtrackHandler):
         self.finish(json.dumps(self.service.job(job.id)))
 
 
+class RegisterHandler(NbtrackHandler):
+    """Register a run's model in MLflow's Model Registry (what `nbtrack register` does)."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        if not isinstance(body, dict):
+            raise UsageProblem('POST a JSON object: {"run_id": "<id>", "name": "<registered model>"}')
+        done = await self.call(
+            self.service.register, body.get("run_id"), body.get("name"),
+            body.get("notebook") or self.notebook_argument(), model=body.get("model"),
+            alias=body.get("alias"), force=bool(body.get("force", False)),
+        )
+        self.set_status(201 if done["created"] else 200)
+        self.finish(json.dumps(done))
+
+
 class JobHandler(NbtrackHandler):
     @tornado.web.authenticated
     async def get(self, job_id: str) -> None:
@@ -183,6 +202,7 @@ def setup_handlers(web_app: Any) -> None:
             (url_path_join(base, r"artifact/([^/]+)/(.+)"), ArtifactHandler),
             (url_path_join(base, r"output/([^/]+)"), OutputHandler),
             (url_path_join(base, "rerun"), RerunHandler),
+            (url_path_join(base, "register"), RegisterHandler),
             (url_path_join(base, r"jobs/([^/]+)"), JobHandler),
         ],
     )

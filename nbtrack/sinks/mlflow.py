@@ -155,7 +155,7 @@ class MlflowSink:
 
     def _log_model(self, client: Any, run_id: str, event: Event, journal_dir: Path) -> None:
         try:
-            log_snapshot(client, client.tracking_uri, run_id, event, journal_dir)
+            log_snapshot(client, run_id, event, journal_dir)
         except ModelSkipped as exc:
             log.warning("%s", exc)
             Status(journal_dir, event["session"]).note(f"model:{event.get('run')}:{event.get('name')}", str(exc))

@@ -1,9 +1,11 @@
 """Journal ``model`` events -> MLflow 3 logged models of their flavor, linked to the run.
 
 The kernel left a snapshot of the model (:mod:`nbtrack.capture.model_recorder`);
-here it is unpickled and logged with MLflow's own flavor (``mlflow.sklearn.log_model``
-and the others) under the variable's name, in the run's experiment, as an output of
-the run: ``runs:/<run id>/<name>`` and ``models:/<model id>`` both name it.
+here it is unpickled and logged as MLflow's flavors log it (``mlflow.sklearn`` and the
+others: the flavor's ``save_model``, then the logged model's artifacts, the run's output
+link and READY, through one client, so no process-wide MLflow setting changes) under
+the variable's name, in the run's experiment: ``runs:/<run id>/<name>`` and
+``models:/<model id>`` both name it.
 
 Idempotent: a replayed event finds the run's READY model of that name and logs
 nothing. The model's pip requirements are the packages its pickle imported (as
@@ -65,7 +67,7 @@ def snapshot_state(journal_dir: Path, event: Event, now: float | None = None) ->
     return "writing" if (now or time.time()) - progress < SNAPSHOT_WAIT else "lost"
 
 
-def log_snapshot(client: Any, tracking_uri: str, run_id: str, event: Event, journal_dir: Path) -> str:
+def log_snapshot(client: Any, run_id: str, event: Event, journal_dir: Path) -> str:
     """Log the event's model into ``run_id``; returns its model id. Raises :class:`ModelSkipped`
     when it cannot be logged (a problem of the model, not of the store)."""
     name = str(event["name"])
@@ -86,26 +88,53 @@ def log_snapshot(client: Any, tracking_uri: str, run_id: str, event: Event, jour
     except Exception as exc:  # noqa: BLE001 - a library missing here, a snapshot that does not load
         raise ModelSkipped(f"model {name} of run {run_id} could not be loaded to be logged: "
                            f"{type(exc).__name__}: {exc}") from exc
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)  # what the flavors' log_model writes to
     logged = client.create_logged_model(
         experiment_id=experiment_id, name=name, source_run_id=run_id,
         params={k: str(v) for k, v in run.data.params.items()},
         tags={"nbtrack.flavor": str(event.get("flavor")), "nbtrack.model_class": str(event.get("model_class")),
               "nbtrack.event_id": str(event.get("id"))},
     )
-    # A torch module is pickled whole (MLflow 3's default, a traced pt2 graph, needs an example input).
-    extra = {"serialization_format": "pickle"} if event.get("flavor") == "pytorch" else {}
     try:
-        flavor.log_model(model, name=name, model_id=logged.model_id, run_id=run_id,
-                         input_example=example, pip_requirements=requirements, **extra)
+        _save_and_upload(client, flavor, model, logged, run_id, example, requirements, str(event.get("flavor")))
     except Exception as exc:
+        _finalize(client, logged.model_id, ok=False)
         if unreachable(exc):
             raise
         raise ModelSkipped(f"model {name} of run {run_id} could not be logged: "
                            f"{type(exc).__name__}: {exc}") from exc
     return str(logged.model_id)
+
+
+def _save_and_upload(client: Any, flavor: Any, model: Any, logged: Any, run_id: str, example: Any,
+                     requirements: list[str], flavor_name: str) -> None:
+    """What a flavor's ``log_model`` does, through this client only: no process-wide MLflow
+    setting changes (a kernel delivering from a thread keeps its own MLflow as it was)."""
+    import tempfile
+
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model
+
+    # A torch module is pickled whole (MLflow 3's default, a traced pt2 graph, needs an example input).
+    extra = {"serialization_format": "pickle"} if flavor_name == "pytorch" else {}
+    with tempfile.TemporaryDirectory(prefix="nbtrack-model-") as folder:
+        local = str(Path(folder) / "model")
+        description = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=run_id,
+                            model_id=logged.model_id)
+        flavor.save_model(model, path=local, mlflow_model=description, input_example=example,
+                          pip_requirements=requirements, **extra)
+        client.log_model_artifacts(logged.model_id, local)
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    _finalize(client, logged.model_id, ok=True)
+
+
+def _finalize(client: Any, model_id: str, *, ok: bool) -> None:
+    from mlflow.entities import LoggedModelStatus
+
+    try:
+        client.finalize_logged_model(model_id, LoggedModelStatus.READY if ok else LoggedModelStatus.FAILED)
+    except Exception:  # noqa: BLE001 - a failed model is deleted and logged again on a retry
+        if ok:
+            raise
 
 
 def _logged_model(client: Any, experiment_id: str, run_id: str, name: str) -> str | None:
