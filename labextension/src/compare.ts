@@ -22,7 +22,7 @@ import { ICompareRun, IComparison, IRunAction, IRunName } from './tokens';
 export interface IComparisonOptions {
   rendermime: IRenderMimeRegistry | null;
   jobs: JobTracker;
-  /** Actions besides re-run (registering a model will be one). */
+  /** Actions besides re-run (registering a model: `register.ts`). */
   actions(): IRunAction[];
   /** The server's root folder (to open papermill's files in JupyterLab). */
   rootDir(): string | null;
@@ -237,7 +237,7 @@ export class ComparisonWidget extends Widget {
       status.className = `nbtrack-job-status nbtrack-${kind}`;
     };
     try {
-      await action.execute(run, report);
+      await action.execute(run, report, this._notebook);
     } catch (error) {
       report(describeError(error), 'error');
     }

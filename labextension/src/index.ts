@@ -18,6 +18,7 @@ import { ComparisonWidget } from './compare';
 import { JobTracker } from './jobs';
 import { trackNotebookPath } from './kernel';
 import { NbtrackPanel } from './panel';
+import { registerPlugin } from './register';
 import { apiUrl, checkServer, describeError } from './request';
 import { SweepWidget } from './sweep';
 import { INbtrackPanel, IRunAction } from './tokens';
@@ -172,4 +173,4 @@ const kernelPathPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [panelPlugin, kernelPathPlugin];
+export default [panelPlugin, kernelPathPlugin, registerPlugin];

@@ -88,6 +88,27 @@ export interface ICompareRun {
   /** Runs the notebook's own MLflow made during this run (in its own store). */
   user_runs?: IUserRun[];
   error?: IRunError | null;
+  /** The run's models (nbtrack.query.models): each is the MLflow model `uri`. */
+  models?: IRunModel[];
+}
+
+export interface IRunModel {
+  name: string;
+  flavor: string;
+  /** Bytes, pickled. */
+  size: number | null;
+  uri: string;
+}
+
+/** POST /nbtrack/api/register (201: a new version; 200: the model already was that version) */
+export interface IRegistration {
+  uri: string;
+  name: string;
+  version: number;
+  run_id: string;
+  model: string;
+  aliases: string[];
+  created: boolean;
 }
 
 export interface IUserRun {
@@ -188,8 +209,8 @@ export interface IRunName {
 }
 
 /**
- * An action on one run, offered in the comparison's run headers (re-run is built in).
- * Registering a model will be one: the models work adds it with `addRunAction`.
+ * An action on one run, offered in the comparison's run headers (re-run is built in;
+ * registering a model, `register.ts`, is added with `addRunAction`).
  */
 export interface IRunAction {
   id: string;
@@ -197,8 +218,13 @@ export interface IRunAction {
   caption: string;
   /** Whether the action applies to this run (e.g. only finished runs). */
   isEnabled?(run: ICompareRun): boolean;
-  /** Do it; progress and errors are shown in place by the comparison (`report`). */
-  execute(run: ICompareRun, report: (message: string, kind?: 'info' | 'error' | 'done') => void): Promise<void>;
+  /** Do it; progress and errors are shown in place by the comparison (`report`). `notebook`:
+   * the compared notebook's path (relative to the server root), which decides the store. */
+  execute(
+    run: ICompareRun,
+    report: (message: string, kind?: 'info' | 'error' | 'done') => void,
+    notebook?: string | null
+  ): Promise<void>;
 }
 
 /** The side panel, for other extensions that want to point it somewhere. */
