@@ -10,7 +10,10 @@ told a path that does not exist (``NBTRACK_NOTEBOOK``), and under papermill;
 the kernel gains from loading it (goal < 40 MB), and the throughput of logging
 metrics through nbtrack vs an ``mlflow.log_metric`` loop on the same kind of
 store (goal >= 50x): both as the notebook's cell sees it and until every point
-is delivered to SQLite. Ends with a one-line summary.
+is delivered to SQLite; the time of the cell that ends a run (``%nbtrack end``)
+with a 50 MB scikit-learn model in a variable vs without one (goal <= 50 ms added:
+the model is logged by the delivery process), and the kernel memory that adds.
+Ends with a one-line summary.
 """
 
 from __future__ import annotations
@@ -99,6 +102,37 @@ MEASURE_IN_KERNEL = textwrap.dedent("""
         json.dump(_result, _f)
 """)
 
+# The cell that ends a run, timed without a model and with a fitted 50 MB one (a nearest-neighbours
+# classifier keeps its training data), interleaved, after a first run end of each.
+CHILD_MODEL_END = textwrap.dedent("""
+    import json, statistics, time, psutil
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_cell("%load_ext nbtrack")
+    shell.run_cell("import numpy as np\\nfrom sklearn.neighbors import KNeighborsClassifier\\n"
+                   "X = np.random.default_rng(0).random(({ROWS}, 100))\\ny = (X[:, 0] > 0.5).astype(int)")
+    session = __import__("nbtrack.capture.extension", fromlist=["x"])._installed[id(shell)].session
+    process = psutil.Process()
+    plain, with_model, added = [], [], []
+    for trial in range({TRIALS} + 1):
+        for kind in ("plain", "model"):
+            shell.run_cell("model = KNeighborsClassifier(algorithm='brute').fit(X, y)" if kind == "model"
+                           else "model = None")
+            before = process.memory_info().rss
+            start = time.perf_counter()
+            shell.run_cell("%nbtrack end")
+            took = time.perf_counter() - start
+            session.models.writer.wait(300)  # its snapshot is on disk before the next trial
+            if trial:  # the first of each pays one-time imports
+                (with_model if kind == "model" else plain).append(took)
+                if kind == "model":
+                    added.append((process.memory_info().rss - before) / 2**20)
+    shell.run_cell("import nbtrack; nbtrack.flush(900)")  # the models are logged before the folder goes
+    shell.run_cell("%unload_ext nbtrack")
+    print(json.dumps({"plain": statistics.median(plain), "model": statistics.median(with_model),
+                      "rss_mb": statistics.median(added), "model_mb": {ROWS} * 100 * 8 / 1e6}))
+""")
+
 STATES = ("known", "unknown", "told a missing path", "papermill")
 
 
@@ -165,6 +199,13 @@ def load_and_memory(project: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_end_with_model(project: Path, rows: int, trials: int) -> dict[str, float]:
+    code = CHILD_MODEL_END.replace("{ROWS}", str(rows)).replace("{TRIALS}", str(trials))
+    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
+                         check=True, env={**os.environ, "NBTRACK_NOTEBOOK": ""})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def throughput(n: int, n_mlflow: int, project: Path) -> tuple[float, float, float]:
     """Metrics per second: the notebook's logging cell with nbtrack.log, the same until every point
     is delivered to SQLite, and an mlflow.log_metric loop on the same kind of store."""
@@ -200,6 +241,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--metrics", type=int, default=10000)
     parser.add_argument("--loop", type=int, default=200_000, help="assignments in the hot loop")
+    parser.add_argument("--model-rows", type=int, default=65536,
+                        help="rows of 100 floats the model keeps (65,536: 52 MB)")
     parser.add_argument("--mlflow-metrics", type=int, default=10000,
                         help="points for the plain MLflow loop (its rate is what is compared)")
     args = parser.parse_args()
@@ -211,6 +254,7 @@ def main() -> None:
         loop = hot_loop(project, args.loop)
         states = per_cell_states(args.cells, project)
         in_cell, ours, theirs = throughput(args.metrics, args.mlflow_metrics, project)
+        model = run_end_with_model(project, args.model_rows, trials=5)
         os.chdir(Path(__file__).resolve().parent)
     added = {state: (r["tracked"] - r["plain"]) * 1000 for state, r in states.items()}
     for state, r in states.items():
@@ -226,11 +270,17 @@ def main() -> None:
     print(f"logging {args.metrics} metrics: the notebook's cell with nbtrack.log {in_cell:,.0f}/s "
           f"= {in_cell / theirs:.0f}x mlflow.log_metric ({theirs:,.0f}/s; goal >= 50x); "
           f"until all are in SQLite {ours:,.0f}/s = {ours / theirs:.0f}x")
+    model_ms = (model["model"] - model["plain"]) * 1000
+    print(f"the cell ending a run (%nbtrack end): {model['plain'] * 1000:.1f} ms without a model, "
+          f"{model['model'] * 1000:.1f} ms with a {model['model_mb']:.0f} MB scikit-learn model "
+          f"(+{model_ms:.1f} ms; goal <= 50 ms; logged by the delivery process), kernel memory "
+          f"+{model['rss_mb']:.1f} MB")
     per_state = ", ".join(f"{state} +{ms:.3f}" for state, ms in added.items())
     print(f"SUMMARY overhead: ms/cell by notebook detection state: {per_state}; "
           f"hot loop {loop_ratio:.2f}x, load {info['load_s'] * 1000:.0f} ms, "
           f"+{info['rss_mb']:.1f} MB, metrics {in_cell / theirs:.0f}x mlflow.log_metric in the cell, "
-          f"{ours / theirs:.0f}x until delivered")
+          f"{ours / theirs:.0f}x until delivered; run end with a {model['model_mb']:.0f} MB model "
+          f"+{model_ms:.1f} ms, +{model['rss_mb']:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def print_runs(console: Console, records: list[dict[str, Any]], *, title: str,
         shown_params = [k for k in params if k not in equal]
         shown_metrics = ([metric] if metric else []) + [m for m in _by_importance(metrics)
                                                         if m != metric]
-    table = _run_columns(records) + _model_columns(records)
+    table = _run_columns(records) + _model_columns(records, full)
     table += [_param_column(records, k, rank=2 if columns else 3) for k in shown_params]
     # The metric that matters most (--metric, the sweep's, else the first named like a metric)
     # comes before the params; the other metrics after them.
@@ -229,17 +229,18 @@ def _run_columns(records: list[dict[str, Any]]) -> list[Column]:
     ]
 
 
-def _model_columns(records: list[dict[str, Any]]) -> list[Column]:
-    """A badge per run that logged a model: its name (``◆ clf``; ``◆ clf +1`` with more)."""
+def _model_columns(records: list[dict[str, Any]], full: bool) -> list[Column]:
+    """A ◆ badge on each run that logged a model (in a terminal, when the params that differ
+    leave room for it); printed whole, the models' names."""
     from nbtrack.cli.tables import Column
     from nbtrack.query.models import model_names
 
     names = [model_names(r.get("models")) for r in records]
     if not any(names):
         return []
-    return [Column("model", [", ".join(n) for n in names], rank=2, name="model",
-                   compact=[f"◆ {n[0]}" + (f" +{len(n) - 1}" if len(n) > 1 else "") if n else ""
-                            for n in names])]
+    if full:
+        return [Column("model", [", ".join(n) for n in names], rank=4, name="model")]
+    return [Column("◆", ["◆" if n else "" for n in names], rank=4, cut=False, name="model")]
 
 
 def _param_column(records: list[dict[str, Any]], key: str, *, rank: int) -> Column:

@@ -199,8 +199,8 @@ def _check_installed() -> None:
 
     missing = [m for m in ("uvicorn", "fastapi") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UsageProblem(f"MLflow's scoring server needs {', '.join(missing)}: "
-                           "pip install 'nbtrack[serve]' (the full mlflow package)")
+        raise UsageProblem(f"MLflow's scoring server needs {' and '.join(missing)}: "
+                           f"pip install {' '.join(missing)}")
 
 
 def _pump(process: subprocess.Popen[bytes], lines: deque[str], echo: Callable[[str], None] | None) -> None:
