@@ -165,3 +165,47 @@ def test_a_torch_network_is_logged_whole_and_loads_back(shell, project):
     loaded = mlflow.pytorch.load_model(f"runs:/{models[0].source_run_id}/net")
     x = torch.rand(5, 3)
     assert torch.allclose(loaded(x), shell.user_ns["net"](x))
+
+
+def test_a_lightgbm_model_is_logged_and_predicts_the_same(shell, project):
+    pytest.importorskip("lightgbm")
+    import mlflow
+
+    shell.run_cell("%load_ext nbtrack")
+    shell.run_cell(FIT + "from lightgbm import LGBMClassifier\n"
+                   "boosted = LGBMClassifier(n_estimators=5, min_child_samples=5, verbose=-1).fit(X_train, y_train)")
+    shell.run_cell("%nbtrack end")
+    (models,) = logged_models(project).values()
+    assert [m.name for m in models] == ["boosted", "clf", "pipe"]
+    mlflow.set_tracking_uri(client_for(project).tracking_uri)
+    uri = f"runs:/{models[0].source_run_id}/boosted"
+    assert "lightgbm" in mlflow.models.get_model_info(uri).flavors
+    X_test = shell.user_ns["X_test"]
+    assert (mlflow.lightgbm.load_model(uri).predict(X_test).tolist()
+            == shell.user_ns["boosted"].predict(X_test).tolist())
+
+
+def test_a_keras_model_is_logged_whole_and_predicts_the_same(shell, project, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # no TensorFlow here: Keras 3 on PyTorch
+    keras = pytest.importorskip("keras")
+    import mlflow
+    import numpy as np
+
+    shell.run_cell("%load_ext nbtrack")
+    shell.run_cell(
+        "import keras, numpy as np\n"
+        "net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='relu'), keras.layers.Dense(1)])\n"
+        "net.compile(optimizer='sgd', loss='mse')\n"
+        "net.fit(np.random.default_rng(0).random((16, 3)), np.zeros(16), epochs=1, verbose=0)\n"
+        "first_layer = net.layers[0]\n"
+        "untrained = keras.Sequential([keras.layers.Dense(1)])  # never built: no weights\n"
+    )
+    shell.run_cell("%nbtrack end")
+    (models,) = logged_models(project).values()
+    assert [m.name for m in models] == ["net"]  # not its layer, not a model without weights
+    mlflow.set_tracking_uri(client_for(project).tracking_uri)
+    uri = f"runs:/{models[0].source_run_id}/net"
+    assert "keras" in mlflow.models.get_model_info(uri).flavors
+    x = np.random.default_rng(1).random((4, 3)).astype("float32")
+    loaded = mlflow.keras.load_model(uri)
+    assert np.allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(shell.user_ns["net"](x)))

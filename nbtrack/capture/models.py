@@ -59,6 +59,8 @@ def flavor_of(obj: Any) -> str | None:
                for module, name in mro for prefix, wanted in classes):
             found = flavor
             break
+    if found == "pytorch" and any(module.startswith("keras") for module, _ in mro):
+        found = None  # a Keras layer on the torch backend: part of a Keras model, not one
     if len(_flavor_cache) < 10000:  # classes made in a loop must not grow it forever
         _flavor_cache[cls] = found
     return found
