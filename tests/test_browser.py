@@ -35,6 +35,7 @@ from test_server_store import (
 )
 from test_server_store import (
     finished_runs,
+    make_project,
     stop_daemons,
     tracked_notebook,
     wait_for,
@@ -135,6 +136,24 @@ def make_panel_project(root: Path, lrs: list[float], env: dict[str, str]) -> Non
     wait_for(lambda: len(finished_runs(root)) == len(lrs), 90, f"{len(lrs)} delivered runs")
 
 
+CHARTS_NOTEBOOK = "charts.ipynb"
+
+
+def chart_runs(root: Path) -> None:
+    """Two runs of another notebook whose figures are a plotly figure (JSON) and a Bokeh
+    document, as capture saves them (written through MLflow's client: no kernel needed)."""
+    from mlflow.tracking import MlflowClient
+
+    tracked = make_project(root, (0.2, 0.4), notebook=CHARTS_NOTEBOOK)
+    client = MlflowClient(tracked.tracking_uri)
+    for run_id, lr in zip(tracked.run_ids, (0.2, 0.4), strict=True):
+        figures = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://")) / "figures"
+        plotly = {"data": [{"type": "scatter", "x": [0, 1, 2], "y": [0, lr, 2 * lr]}],
+                  "layout": {"title": {"text": f"lr={lr}"}}}
+        (figures / "3-p1ot1y-0.json").write_text(json.dumps(plotly))
+        (figures / "4-b0keh-0.bokeh.json").write_text(json.dumps({"roots": {"references": []}}))
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """One JupyterLab for the module, over a project with three real runs (lr 0.1, 0.01, 0.001)."""
@@ -146,6 +165,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     other = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                "language": "python"}})
     nbformat.write(other, root / "other.ipynb")  # a second notebook to switch to
+    chart_runs(root)
     yield from serve_lab(root, env, base / "lab.log")
     stop_daemons(base)
 
@@ -334,6 +354,8 @@ def test_panel_lists_compares_and_reruns(lab: Lab, page: Any) -> None:
     rows.nth(1).locator("input.nbtrack-select").uncheck()
     panel.locator("button.nbtrack-rerun-button").click()
     field = panel.locator('.nbtrack-rerun-form input[data-param="lr"]')
+    inputs = panel.locator(".nbtrack-rerun-form input")
+    assert len({round(box(inputs.nth(i))["x"]) for i in range(inputs.count())}) == 1, "the fields do not line up"
     field.fill("0.5")
     expect(field).to_have_class(re.compile("nbtrack-edited"))
     expect(field.locator("xpath=following-sibling::span[1]")).to_have_text(f"was {newest_lr}")
@@ -486,6 +508,13 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     assert box(chart.locator(".nbtrack-legend"))["height"] < plot_box["height"]
     view.locator("input.nbtrack-log").check()
     expect(chart.locator("canvas")).to_be_visible()
+    wide = box(chart.locator("canvas"))["width"]
+    page.set_viewport_size({"width": 1300, "height": 1000})  # the charts follow their tab's width
+    page.wait_for_function(
+        f"() => document.querySelector('.nbtrack-chart[data-metric=\"val_loss\"] canvas')"
+        f".getBoundingClientRect().width < {wide - 50}"
+    )
+    page.set_viewport_size(VIEWPORT)
 
     # Figures: a row per cell, the runs side by side; the Vega-Lite chart is drawn too.
     images = view.locator(".nbtrack-figure img")
@@ -502,6 +531,8 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     charts.first.scroll_into_view_if_needed()
     expect(charts).to_have_count(3)
     expect(view.locator(".nbtrack-figure-chart.nbtrack-drawn")).to_have_count(3, timeout=30_000)
+    chart_boxes = [box(charts.nth(i)) for i in range(3)]
+    assert len({round(b["y"]) for b in chart_boxes}) == 1, "the charts are not side by side"
     expect(view.locator(".nbtrack-figure-group h4").first).to_have_text("cell 3 · figure 1")
 
     # Click to enlarge; arrow keys flip between the runs' versions of that figure.
@@ -524,6 +555,31 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     status = view.locator(".nbtrack-run-actions-area .nbtrack-job-status.nbtrack-error")
     expect(status).to_contain_text("empty")
     assert inside(box(status), area)
+
+
+def test_plotly_and_bokeh_figures_in_a_comparison(lab: Lab, page: Any) -> None:
+    """Charts kept as documents: plotly's figures are redrawn side by side by JupyterLab's plotly
+    renderer; a Bokeh document, which needs the jupyter_bokeh extension, is a clear placeholder."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab, CHARTS_NOTEBOOK)
+    rows = panel.locator("tr[data-run-id]")
+    expect(rows).to_have_count(2)
+    panel.locator("input.nbtrack-select-all").check()
+    panel.locator("button.nbtrack-compare-button").click()
+    view = page.locator("#nbtrack-comparison")
+    plotly = view.locator('.nbtrack-figure[data-kind="plotly"] .nbtrack-figure-chart')
+    plotly.first.scroll_into_view_if_needed()
+    expect(plotly).to_have_count(2)
+    expect(view.locator('.nbtrack-figure[data-kind="plotly"] .nbtrack-drawn')).to_have_count(2, timeout=30_000)
+    expect(plotly.first.locator(".js-plotly-plot, .plot-container").first).to_be_attached()
+    assert len({round(box(plotly.nth(i))["y"]) for i in range(2)}) == 1, "the plotly charts are not side by side"
+    bokeh = view.locator('.nbtrack-figure[data-kind="bokeh"] .nbtrack-figure-placeholder')
+    expect(bokeh).to_have_count(2)
+    expect(bokeh.first).to_contain_text("Bokeh")
+    link = bokeh.first.locator("a")
+    artifact = re.compile(r"/nbtrack/api/artifact/[0-9a-f]+/figures/4-b0keh-0\.bokeh\.json")
+    expect(link).to_have_attribute("href", artifact)
 
 
 def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page: Any) -> None:
