@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -282,3 +284,75 @@ def test_sweep_registers_the_model_of_its_best_execution(project, capsys):
     client = MlflowClient(f"sqlite:///{project / '.nbtrack' / 'mlflow.db'}")
     version = client.get_model_version("best", "1")
     assert client.get_run(version.run_id).data.params["noise"] == "0.1"
+
+
+@contextmanager
+def tracking_server(folder: Path) -> Iterator[str]:
+    """A real MLflow tracking server (its own SQLite store and proxied artifacts) on a free port."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts")]
+    with (folder / "server.log").open("w") as log:
+        server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=_env())
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            assert server.poll() is None, (folder / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        assert wait_for(answers, timeout=120, interval=0.5), (folder / "server.log").read_text()
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_models_on_a_tracking_server_are_registered_and_served(project):
+    from mlflow.tracking import MlflowClient
+
+    write_notebook(project / "train.ipynb", TRAIN[:3] + TRAIN[4:5])  # one run: data, then the models
+    with tracking_server(project.parent / "server") as uri:
+        env = dict(_env(), MLFLOW_TRACKING_URI=uri, NBTRACK_DAEMON_IDLE="3")
+        subprocess.run([sys.executable, "-m", "papermill", "train.ipynb", "out.ipynb"], cwd=project, check=True,
+                       capture_output=True, env=env, timeout=300)
+        client = MlflowClient(uri)
+
+        def finished():
+            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+            return runs if runs and runs[0].info.status == "FINISHED" else None
+
+        (run,) = wait_for(finished, timeout=120)
+        found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                            filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert sorted(m.name for m in found) == ["clf", "pipe"]
+        done = subprocess.run([sys.executable, "-m", "nbtrack", "register", run.info.run_id[:8], "--model", "clf",
+                               "--name", "remote", "--alias", "champion"], cwd=project, capture_output=True,
+                              text=True, env=env, timeout=180)
+        assert (done.returncode, done.stdout) == (0, "models:/remote/1\n"), done.stderr
+        assert client.get_model_version_by_alias("remote", "champion").run_id == run.info.run_id
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "nbtrack", "serve", "models:/remote@champion", "--port",
+                                   str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True, env=env)
+        try:
+            assert server.stdout.readline().startswith(f"serving models:/remote@champion at http://127.0.0.1:{port}")
+            expected = json.loads((project / "expected.json").read_text())
+            payload = {"dataframe_split": {"columns": ["a", "b", "c"], "data": expected["X_test"]}}
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert json.loads(response.read())["predictions"] == expected["clf"]
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0
