@@ -15,7 +15,7 @@ from nbtrack.cli.runs import add_store_arguments
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "register",
         help="register a run's model in MLflow's Model Registry",
         description="Register the model RUN_ID logged (a fitted model left in a top-level variable "

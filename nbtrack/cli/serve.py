@@ -19,7 +19,7 @@ DEFAULT_PORT = 5000
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="serve a model over REST with MLflow's scoring server",
         description="Start MLflow's own scoring server for MODEL_URI in this Python environment: "

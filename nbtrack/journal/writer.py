@@ -104,7 +104,7 @@ class JournalWriter:
         if self.fsync:
             os.fsync(self._fd)
 
-    def write_blob(self, name: str, data: bytes | Sequence[bytes | memoryview]) -> str:
+    def write_blob(self, name: str, data: bytes | Sequence[bytes | bytearray | memoryview]) -> str:
         """Store a file beside the journal; returns its path relative to the journal folder.
 
         ``data`` may be several parts written one after the other (a model snapshot's

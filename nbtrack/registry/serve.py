@@ -167,14 +167,15 @@ def start(
         uri = resolve_model_uri(ref, model_uri)
     _check_installed()
     import mlflow
-    from mlflow.pyfunc.backend import PyFuncBackend
+    from mlflow.pyfunc import backend as pyfunc_backend
     from mlflow.utils import env_manager
 
     mlflow.set_tracking_uri(ref.tracking_uri)
     mlflow.set_registry_uri(ref.tracking_uri)
     # MLflow starts `uvicorn` by name: the one of this Python, even when its bin/ is not on PATH.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    backend = PyFuncBackend(config={}, env_manager=env_manager.LOCAL, workers=1)
+    make_backend: Any = pyfunc_backend.PyFuncBackend  # untyped in MLflow
+    backend = make_backend(config={}, env_manager=env_manager.LOCAL, workers=1)
     process = backend.serve(model_uri=uri, port=port, host=host, timeout=None, synchronous=False,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: deque[str] = deque(maxlen=20)

@@ -200,7 +200,7 @@ def pip_requirements(flavor: str, module: Any, modules: set[str]) -> list[str]:
     for requirement in module.get_default_pip_requirements(**kwargs):
         dist, _, wanted = str(requirement).partition("==")
         pinned[_canonical(dist)] = str(requirement)
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     owners = _distributions()
     for top in sorted(modules - _NOT_PACKAGES - set(stdlib)):
         for dist in owners.get(top, ()):
