@@ -5,6 +5,7 @@
  */
 import { h, statusDot } from './dom';
 import { bareName, formatDateTime, formatDuration, formatNum, formatParam, formatStart } from './format';
+import { describeModel, rowModels } from './registration';
 import { ISortKey, ListItem, bestValue, isNumericColumn, lowerIsBetter } from './table';
 import { IRunRow } from './tokens';
 
@@ -115,10 +116,21 @@ function nameCell(run: IRunRow, options: IRunListOptions): HTMLTableCellElement 
       statusDot(run.status),
       number ? h('span', { class: 'nbtrack-number' }, number) : null,
       h('span', { class: 'nbtrack-label' }, label),
+      modelBadge(run),
       link
     ),
     error
   );
+}
+
+/** ◆ on a run that logged a model; its models, flavors and sizes on hover. */
+function modelBadge(run: IRunRow): HTMLElement | null {
+  const models = rowModels(run.models);
+  if (!models.length) {
+    return null;
+  }
+  const title = `model${models.length > 1 ? 's' : ''}: ${models.map(describeModel).join(', ')}`;
+  return h('span', { class: 'nbtrack-model-badge nbtrack-muted', title, 'aria-label': title }, '◆');
 }
 
 function runRow(run: IRunRow, options: IRunListOptions, inSweep: string | null): HTMLTableRowElement {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { describeRegistration, registerBody } from '../src/registration';
+import { describeModel, describeRegistration, registerBody, rowModels } from '../src/registration';
 import { ICompareRun } from '../src/tokens';
 
 const compared: ICompareRun = {
@@ -33,5 +33,16 @@ describe('describeRegistration', () => {
     expect(describeRegistration({ ...done, created: false, aliases: ['champion'] })).toBe(
       'clf already is models:/churn/2 (@champion)'
     );
+  });
+});
+
+describe('rowModels', () => {
+  it("reads a run row's models column (the nbtrack.models tag), and nothing from anything else", () => {
+    const tag = JSON.stringify([{ name: 'clf', flavor: 'sklearn', size: 1420 }, { name: 'net', flavor: 'pytorch', size: 2.5e6 }]);
+    expect(rowModels(tag).map(describeModel)).toEqual(['clf (sklearn, 1.4 kB)', 'net (pytorch, 2.5 MB)']);
+    expect(rowModels('')).toEqual([]);
+    expect(rowModels('not json')).toEqual([]);
+    expect(rowModels(undefined)).toEqual([]);
+    expect(rowModels([{ flavor: 'sklearn' }])).toEqual([]);
   });
 });
