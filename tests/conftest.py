@@ -98,6 +98,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) 
     stop_daemons(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _forget_mlflows_tracking_uri() -> Any:
+    """``mlflow.set_tracking_uri`` in a test also sets MLFLOW_TRACKING_URI for the whole process;
+    undo both so a later test resolves its own project's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._tracking_service import utils
+
+        if utils._tracking_uri is not None:
+            utils.set_tracking_uri(None)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture
 def shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A fresh InteractiveShell with the inline matplotlib backend, delivering from a thread."""
