@@ -13,6 +13,7 @@ Sweep tables, ``compare`` (and the panel's JSON it returns) and the lake's
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -45,3 +46,13 @@ def lower_is_better(name: str) -> bool:
 def direction(name: str) -> Direction:
     """``"min"`` when lower is better, else ``"max"``."""
     return "min" if lower_is_better(name) else "max"
+
+
+def is_better(value: float | None, than: float | None, name: str) -> bool:
+    """Is ``value`` strictly better than ``than`` for metric ``name``? A missing or NaN value
+    never is; any number beats a missing or NaN ``than``."""
+    if value is None or math.isnan(value):
+        return False
+    if than is None or math.isnan(than):
+        return True
+    return value < than if lower_is_better(name) else value > than

@@ -9,9 +9,13 @@ GIT_BRANCH = "nbtrack.git_branch"
 GIT_DIRTY = "nbtrack.git_dirty"  # "true" / "false"
 CELLS = "nbtrack.cells"  # number of cell executions
 OUT_OF_ORDER = "nbtrack.out_of_order"  # cells executed out of top-to-bottom order
-ORIGIN = "nbtrack.origin"  # interactive | papermill | nbconvert | sweep | rerun
+ORIGIN = "nbtrack.origin"  # interactive | papermill | nbconvert | sweep | rerun | retrain
 SWEEP_ID = "nbtrack.sweep_id"
 RERUN_OF = "nbtrack.rerun_of"
+RETRAIN_OF = "nbtrack.retrain_of"  # a retrain (nbtrack retrain): the champion run it challenges
+# JSON list of the inputs whose newer Delta version started a retrain:
+# [{"table": <table uri>, "champion": <version the champion read>, "current": <version then>}, ...]
+RETRAIN_TRIGGER = "nbtrack.retrain.trigger"
 PAPERMILL_INPUT = "nbtrack.papermill.input_path"
 PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
 # JSON list of the MLflow runs the notebook's own MLflow calls started or ended during this run:

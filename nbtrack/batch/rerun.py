@@ -5,11 +5,13 @@ ended) is executed, not the file as it is now (``current=True`` for that), with
 the same parameters: exactly papermill's injected values when the run was a
 papermill run (``metadata.papermill.parameters`` of its logged output), else
 the run's MLflow params that differ from the snapshot's parameters cell. With
-``pin_data``, Delta tables are read at the versions the original run recorded.
+``pin_data``, Delta tables are read at the versions the original run recorded; without,
+at their latest versions.
 
 The new run is created here, in the original's experiment, tagged
 ``nbtrack.rerun_of``, and handed to the kernel (``NBTRACK_RUN_ID``); its metrics
-are compared with the original's: equal (bit for bit), changed, missing, new.
+are compared with the original's: equal (bit for bit), changed, missing, new. The
+execution runs in a local kernel, or as a Spark task (``backend="spark"``, as a sweep's).
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from nbtrack.batch.plan import notebook_loads_nbtrack
 from nbtrack.batch.progress import Progress, ProgressOption
 from nbtrack.batch.report import reproducibility
 from nbtrack.batch.store import DELIVERY_TIMEOUT_S, Store
+from nbtrack.env import INPUT_VERSIONS
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.project import Project
+from nbtrack.query.inputs import mlflow_input_versions
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.entities import Run
+
+    from nbtrack.batch.sweep import Backend
 
 SNAPSHOT_DIR = "notebook"
 PAPERMILL_OUTPUT_DIR = "notebook/papermill_output"
@@ -54,6 +60,11 @@ def rerun(
     warn: Callable[[str], None] | None = None,
     delivery_timeout: float = DELIVERY_TIMEOUT_S,
     root: str | os.PathLike[str] | None = None,
+    backend: Backend = "local",
+    spark: Any = None,
+    spark_master: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    run_name: str | None = None,
 ) -> pd.DataFrame:
     """Re-execute run ``run_id`` (or a unique prefix of it) with its params plus ``params``
     overrides; one row back.
@@ -64,12 +75,18 @@ def rerun(
     ``progress`` may be a callable receiving dicts such as
     ``{"state": "running", "cell": 3, "cells": 12, ...}``. With ``root`` (the Jupyter
     server's root) only a run whose notebook lies inside that folder is executed.
+    ``backend="spark"`` executes it as a Spark task on ``spark`` (else the active session, else
+    one for ``spark_master``). ``extra_tags`` are more tags of the new run (they win over
+    ``nbtrack.origin=rerun``: a retrain says ``retrain``), ``run_name`` its name (default
+    ``rerun of <name>``).
     """
     from nbtrack.query.lookup import resolve_run_id
     from nbtrack.query.store import resolve_store
     from nbtrack.store import resolve
 
     say = warn or (lambda message: warnings.warn(message, stacklevel=3))
+    if backend not in ("local", "spark"):
+        raise UsageProblem(f"unknown backend {backend!r}: use 'local' or 'spark'")
     ref = resolve_store(project=project, tracking_uri=tracking_uri)
     proj = ref.project
     run_id = resolve_run_id(ref, run_id)  # a wrong id fails here, before MLflow is imported
@@ -88,13 +105,15 @@ def rerun(
     params_mod.check_injectable([overrides], declared)
     injected = {**base_params, **{k: params_mod.to_jsonable(v) for k, v in overrides.items()}}
     params_mod.check_injectable([injected])  # the stored ones too: a name is code once injected
-    pins = _input_versions(original) if pin_data else {}
+    pins = mlflow_input_versions(original) if pin_data else {}
     if pin_data and not pins:
         say(f"run {run_id} recorded no Delta inputs: nothing to pin")
 
     name = original.data.tags.get(tags.RUN_NAME) or run_id[:8]
-    new = store.client.create_run(original.info.experiment_id, run_name=f"rerun of {name}"[:250],
-                                  tags=_new_tags(original, run_id, notebook or source))
+    kernel_tags = {tags.RERUN_OF: run_id, tags.ORIGIN: "rerun", **(extra_tags or {})}
+    new = store.client.create_run(original.info.experiment_id,
+                                  run_name=(run_name or f"rerun of {name}")[:250],
+                                  tags={**_new_tags(original, run_id, notebook or source), **kernel_tags})
     new_id = new.info.run_id
     output = str(workdir / "output.ipynb")
     from nbtrack.batch.jobs import kernel_env
@@ -102,15 +121,16 @@ def rerun(
     job_env = kernel_env(
         notebook=str(notebook if notebook and notebook.is_file() else source), output=output,
         run_id=new_id, tracking_uri=store.tracking_uri, project_root=str(store.project.root),
-        tags={tags.RERUN_OF: run_id, tags.ORIGIN: "rerun"},
+        tags=kernel_tags,
     )
-    if pins:
-        job_env["NBTRACK_INPUT_VERSIONS"] = json.dumps(pins)
+    # Pinned versions, else none: not those of a re-run this process may itself be part of.
+    job_env[INPUT_VERSIONS.name] = json.dumps(pins) if pins else ""
     cwd = notebook.parent if notebook and notebook.parent.is_dir() else source.parent
     job = Job(index=1, notebook=str(source), output=output, params=injected, env=job_env,
               cwd=str(cwd), kernel_name=kernel_name, timeout=timeout,
               load_extension=not notebook_loads_nbtrack(source))
-    outcome = _execute(job, store, new_id, progress, delivery_timeout)
+    spark_option = (spark, spark_master) if backend == "spark" else None
+    outcome = _execute(job, store, new_id, progress, delivery_timeout, spark_option)
 
     final = store.get_run(new_id)
     report = reproducibility(original.data.metrics, final.data.metrics)
@@ -128,8 +148,9 @@ def rerun(
 
 
 def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
-             delivery_timeout: float) -> Any:
-    from nbtrack.batch.execution import finalize
+             delivery_timeout: float, spark: tuple[Any, str | None] | None = None) -> Any:
+    """Run the job in a local kernel, or as a Spark task when ``spark`` is (session, master)."""
+    from nbtrack.batch.execution import execute, finalize
     from nbtrack.batch.executor import LocalExecutor
 
     def on_event(event: dict[str, Any]) -> None:
@@ -143,8 +164,12 @@ def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
 
     with Progress(1, title="rerun", progress=progress, run_ids={1: run_id}) as bar:
         try:
-            with LocalExecutor(1, Path(job.output).parent / "logs") as executor:
-                outcome = executor.run([job], on_event)[0]
+            if spark is None:
+                with LocalExecutor(1, Path(job.output).parent / "logs") as executor:
+                    outcome = executor.run([job], on_event)[0]
+            else:
+                outcome = execute([job], executor=None, workers=1, bar=bar, store=store,
+                                  run_ids={1: run_id}, spark=spark)[0]
             bar.note("delivering")
             finalize(store, {1: run_id}, {1: outcome}, delivery_timeout)
         except BaseException:
@@ -240,23 +265,6 @@ def _params_from_store(run: Run, defaults: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:
             injected[name] = params_mod.parse_value(text)
     return injected
-
-
-def _input_versions(run: Run) -> dict[str, int]:
-    """``{table_uri: version}`` of the Delta inputs the original run recorded."""
-    pins: dict[str, int] = {}
-    inputs = getattr(run, "inputs", None)
-    for item in getattr(inputs, "dataset_inputs", None) or []:
-        dataset = item.dataset
-        if dataset.source_type != "delta":
-            continue
-        try:
-            source = json.loads(dataset.source)
-        except ValueError:
-            continue
-        if source.get("path") and source.get("version") is not None:
-            pins[str(source["path"])] = int(source["version"])
-    return pins
 
 
 def _new_tags(original: Run, run_id: str, notebook: Path) -> dict[str, str]:

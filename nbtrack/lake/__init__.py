@@ -11,6 +11,7 @@ Under the lake path (``<project>/.nbtrack/lake/`` by default, any URI
     artifacts     silver   one row per logged file
     inputs        silver   one row per table a run read (lineage)
     models        silver   one row per model a run logged (flavor, size, URI, its registration)
+    retrains      silver   one row per retrain: champion, challenger, input versions, metric, promoted
     leaderboard   gold     one row per run: params.<k>, metrics.<k> (last), best.<k>
 
 Modules: ``schemas`` (the explicit table schemas), ``rows`` (events to rows),
@@ -24,7 +25,7 @@ on its cell path; heavy libraries are imported inside functions.
 from __future__ import annotations
 
 BRONZE = ("events",)
-SILVER = ("runs", "params", "metrics", "cells", "artifacts", "inputs", "models")
+SILVER = ("runs", "params", "metrics", "cells", "artifacts", "inputs", "models", "retrains")
 GOLD = ("leaderboard",)
 TABLES = BRONZE + SILVER + GOLD
 

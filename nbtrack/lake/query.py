@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 BASE_COLUMNS = [
     "run_id", "run_name", "status", "start_time", "end_time", "duration_s",
     "origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit", "models",
+    "retrain_of", "retrain_trigger",
 ]
 _RENAMES = {"name": "run_name", "start": "start_time", "end": "end_time"}
 _SOURCES = {v: k for k, v in _RENAMES.items()}  # list column -> leaderboard column
@@ -120,7 +121,8 @@ def _runs_arrow(data: pa.Table) -> pa.Table:
     elapsed = pc.subtract(pc.cast(columns["end_time"], pa.int64()),
                           pc.cast(columns["start_time"], pa.int64()))
     columns["duration_s"] = pc.divide(pc.cast(elapsed, pa.float64()), 1e6)
-    for name in ("origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit", "models"):
+    for name in ("origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit", "models",
+                 "retrain_of", "retrain_trigger"):
         columns[name] = pc.fill_null(columns[name], "")
     ordered = {name: columns[name] for name in BASE_COLUMNS}
     for prefix in (PARAM_PREFIX, METRIC_PREFIX, BEST_PREFIX):

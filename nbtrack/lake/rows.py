@@ -253,6 +253,7 @@ class RowBuilder:
             tag_names.GIT_BRANCH: "git_branch", tag_names.ORIGIN: "origin",
             tag_names.RERUN_OF: "rerun_of", "mlflow.user": "user",
             tag_names.USER_RUNS: "user_runs", tag_names.MODELS: "models",
+            tag_names.RETRAIN_OF: "retrain_of", tag_names.RETRAIN_TRIGGER: "retrain_trigger",
         }
         for tag, column in names.items():
             if tags.get(tag) not in (None, ""):

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-#: Columns the upsert tables are keyed on.
-KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "leaderboard": ("run_id",), "models": ("run_id", "name")}
+#: Columns rows are keyed on: the upsert tables merge on them; Spark's writer inserts an append
+#: table's rows once by them (by ``event_id`` for tables fed by the journal).
+KEYS: dict[str, tuple[str, ...]] = {"runs": ("run_id",), "leaderboard": ("run_id",), "models": ("run_id", "name"),
+                                    "retrains": ("retrain_id",)}
 
 #: Tables written by merge (one row per key) rather than by append.
 UPSERT_TABLES = ("runs", "leaderboard", "models")
@@ -37,6 +39,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("updated", "ts"), ("rerun_of", "string"),
         ("user_runs", "string"),  # JSON: the notebook's own MLflow runs (tag nbtrack.user_runs)
         ("models", "string"),  # JSON: the run's models [{name, flavor, size}] (tag nbtrack.models)
+        ("retrain_of", "string"),  # a retrain's champion run (tag nbtrack.retrain_of)
+        ("retrain_trigger", "string"),  # JSON: the inputs that moved (tag nbtrack.retrain.trigger)
     ],
     "params": [
         ("run_id", "string"), ("run_key", "string"), ("key", "string"), ("value", "string"),
@@ -73,6 +77,17 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("version", "int64"), ("schema_hash", "string"), ("rows", "int64"),
         ("profile", "string"), ("t", "ts"), ("event_id", "string"),
     ],
+    # One row per retrain (``nbtrack retrain`` when an input moved; an unchanged check writes
+    # nothing): the champion and its challenger, the Delta versions each read ({table_uri:
+    # version}, JSON), the inputs that moved (the tag nbtrack.retrain.trigger), both runs' values
+    # of the metric, and whether the challenger was better and took the champion alias.
+    "retrains": [
+        ("retrain_id", "string"), ("t", "ts"), ("notebook", "string"), ("metric", "string"),
+        ("champion", "string"), ("challenger", "string"), ("status", "string"),
+        ("champion_inputs", "string"), ("challenger_inputs", "string"), ("trigger", "string"),
+        ("champion_value", "float64"), ("challenger_value", "float64"),
+        ("better", "bool"), ("promoted", "bool"), ("registered", "string"),
+    ],
 }
 
 # The leaderboard starts as the runs' columns; params and metrics columns follow.
@@ -99,6 +114,7 @@ def _arrow_type(name: str) -> pa.DataType:
         "string": pa.string(),
         "int64": pa.int64(),
         "float64": pa.float64(),
+        "bool": pa.bool_(),
         "ts": pa.timestamp("us", tz="UTC"),
     }[name]
 

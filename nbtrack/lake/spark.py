@@ -65,6 +65,8 @@ def _spark_type(arrow_type: pa.DataType) -> Any:
         return T.LongType()
     if pa.types.is_floating(arrow_type):
         return T.DoubleType()
+    if pa.types.is_boolean(arrow_type):
+        return T.BooleanType()
     return T.StringType()
 
 

@@ -9,9 +9,13 @@ every comparison has ``differ`` false.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 #: Recorded fields of an input that a comparison carries (JSON-ready).
 RECORD_FIELDS = ("table_uri", "version", "schema_hash", "rows", "profile", "t")
@@ -66,6 +70,25 @@ def drift_headline(inputs: Mapping[str, Any]) -> str | None:
     if columns:
         return "inputs differ: columns " + ", ".join(columns)
     return "inputs differ: " + "; ".join(d["summary"] for d in inputs["drift"])
+
+
+def mlflow_input_versions(run: Run) -> dict[str, int]:
+    """``{table_uri: version}`` of the Delta inputs a run recorded, as MLflow keeps them (dataset
+    inputs of source type ``delta``): what a re-run pins and a retrain compares."""
+    versions: dict[str, int] = {}
+    inputs = getattr(run, "inputs", None)
+    for item in getattr(inputs, "dataset_inputs", None) or []:
+        dataset = item.dataset
+        if dataset.source_type != "delta":
+            continue
+        try:
+            source = json.loads(dataset.source)
+        except ValueError:
+            continue
+        if source.get("path") and source.get("version") is not None:
+            path, version = str(source["path"]), int(source["version"])
+            versions[path] = max(version, versions.get(path, version))
+    return versions
 
 
 def _record(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 ``nbtrack runs NOTEBOOK`` show.
 
 One row per run, newest first. Columns: ``run_id, run_name, status, start_time,
-end_time, duration_s, origin, sweep_id, parent_run_id, rerun_of, git_commit, models``
-(``models``: JSON of the run's models, tag ``nbtrack.models``), then ``params.<key>``
+end_time, duration_s, origin, sweep_id, parent_run_id, rerun_of, git_commit, models,
+retrain_of, retrain_trigger`` (``models``: JSON of the run's models, tag ``nbtrack.models``;
+``retrain_trigger``: JSON of the inputs whose new version started a retrain), then ``params.<key>``
 (strings, as MLflow keeps them) and ``metrics.<key>`` (last logged value), each group
 sorted by key.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 BASE_COLUMNS = [
     "run_id", "run_name", "status", "start_time", "end_time", "duration_s",
     "origin", "sweep_id", "parent_run_id", "rerun_of", "git_commit", "models",
+    "retrain_of", "retrain_trigger",
 ]
 _TAG_COLUMNS = {
     "origin": tags.ORIGIN,
@@ -36,6 +38,8 @@ _TAG_COLUMNS = {
     "rerun_of": tags.RERUN_OF,
     "git_commit": tags.GIT_COMMIT,
     "models": tags.MODELS,
+    "retrain_of": tags.RETRAIN_OF,
+    "retrain_trigger": tags.RETRAIN_TRIGGER,
 }
 
 

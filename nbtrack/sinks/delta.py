@@ -95,6 +95,8 @@ class DeltaSink:
             if "seq" in event:
                 by_type.setdefault(event.get("type", ""), []).append(event)
         for table in TABLES:
+            if table not in FEEDS:  # written by nbtrack's commands, not from the journal (retrains)
+                continue
             if table == "events":
                 relevant = [e for e in events if "seq" in e]
             else:
