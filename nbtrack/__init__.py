@@ -18,6 +18,7 @@ from nbtrack.version import __version__
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nbtrack.batch.retrain import RetrainDecision
     from nbtrack.capture.runs import RunHandle
     from nbtrack.query.compare import Comparison
 
@@ -35,6 +36,7 @@ __all__ = [
     "read_table",
     "register",
     "rerun",
+    "retrain",
     "runs",
     "sweep",
     "unload_ipython_extension",
@@ -157,3 +159,16 @@ def rerun(run_id: str, **kwargs: Any) -> pd.DataFrame:
     from nbtrack.batch.rerun import rerun as _rerun
 
     return _rerun(run_id, **kwargs)
+
+
+def retrain(notebook: str, metric: str, *, register: str | None = None, **kwargs: Any) -> RetrainDecision:
+    """Re-execute ``notebook`` when a Delta table its champion read has a newer version, and compare
+    both runs on ``metric``; with ``register`` (a registered model) the champion is the run holding
+    its ``champion`` alias, and a better challenger takes it.
+
+    The decision's ``outcome`` is ``unchanged`` (nothing created), ``retrained`` or ``promoted``;
+    ``champion``, ``challenger``, their input versions and metric values are on it.
+    """
+    from nbtrack.batch.retrain import retrain as _retrain
+
+    return _retrain(notebook, metric, register=register, **kwargs)

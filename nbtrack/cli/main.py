@@ -19,7 +19,7 @@ from nbtrack import env
 from nbtrack.errors import NbtrackError, StoreUnavailable
 
 #: Command modules, in the order ``nbtrack --help`` lists them.
-COMMANDS = ["runs", "compare", "sweep", "rerun", "register", "serve", "recover", "lake", "demo"]
+COMMANDS = ["runs", "compare", "sweep", "rerun", "retrain", "register", "serve", "recover", "lake", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

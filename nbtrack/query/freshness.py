@@ -66,9 +66,41 @@ def recorded_versions(ref: StoreRef, run_id: str) -> dict[str, int | None]:
         versions[table] = version if before is None else max(before, version or before)
     if versions:
         return versions
+    db = ref.embedded_db
+    if db is not None and db.is_file():
+        found = _sqlite_input_versions(db, run_id)
+        if found is not None:
+            return dict(found)
     from nbtrack.query.inputs import mlflow_input_versions
 
     return dict(mlflow_input_versions(ref.client().get_run(run_id)))
+
+
+def _sqlite_input_versions(db: Path, run_id: str) -> dict[str, int] | None:
+    """MLflow's dataset inputs of source type ``delta`` read from the embedded store's file, as
+    :func:`nbtrack.query.inputs.mlflow_input_versions` reads them (no MLflow import); None when
+    the file cannot say."""
+    import json
+    import sqlite3
+
+    sql = ("SELECT d.dataset_source FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id "
+           "WHERE i.destination_type = 'RUN' AND i.destination_id = ? AND i.source_type = 'DATASET' "
+           "AND d.dataset_source_type = 'delta'")
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10) as conn:
+            rows = conn.execute(sql, [run_id]).fetchall()
+    except sqlite3.Error:
+        return None
+    versions: dict[str, int] = {}
+    for (text,) in rows:
+        try:
+            source = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(source, dict) and source.get("path") and source.get("version") is not None:
+            path, version = str(source["path"]), int(source["version"])
+            versions[path] = max(version, versions.get(path, version))
+    return versions
 
 
 def current_versions(
