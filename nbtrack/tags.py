@@ -23,6 +23,8 @@ PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
 USER_RUNS = "nbtrack.user_runs"
 PYTHON = "nbtrack.python"  # the kernel's Python version
 SYSTEM_METRICS = "system/"  # prefix of the metrics a run cost the machine (MLflow's own convention)
+# The kernel's resident-memory high-water mark (MB), a point whenever a cell sets a new one.
+PEAK_MEMORY = "system/kernel_peak_memory_mb"
 LOOP_SAMPLING = "nbtrack.loop_sampling"  # which loop metrics were sampled, and at what rate
 # JSON list of the models captured into the run: [{"name", "flavor", "size"}, ...] (size in bytes,
 # pickled); each is the MLflow model runs:/<run id>/<name>

@@ -76,6 +76,13 @@ def test_loops_printed_progress_and_system_metrics_become_curves(project: Path) 
         cells = json.loads(Path(client.download_artifacts(run_id, "nbtrack/cells.json")).read_text())
         holding = next(c for c in cells if "bytearray(400" in c["source"])
         assert holding["peak_memory_mb"] >= 350 and holding["cpu_s"] >= 0
+        # the run's high-water mark: a point each time a cell set a new one, so it only rises
+        peaks = [value for _, value in history("system/kernel_peak_memory_mb")]
+        assert peaks == sorted(set(peaks)) and peaks[-1] == max(c["peak_memory_mb"] or 0 for c in cells)
+        listed = subprocess.run([sys.executable, "-m", "nbtrack", "runs", "curves.ipynb", "--csv"], cwd=project,
+                                capture_output=True, text=True, check=True).stdout.splitlines()
+        header, row = listed[0].split(","), listed[1].split(",")
+        assert float(row[header.index("metrics.system/kernel_peak_memory_mb")]) >= 350
         assert "nbtrack.loop_sampling" not in run.data.tags  # nothing here was fast enough to sample
 
         from deltalake import DeltaTable
@@ -105,3 +112,25 @@ def test_a_hot_loop_is_sampled_and_keeps_its_last_value(shell, project: Path, mo
     assert points[:3] == [(0, 0.0), (1, 0.5), (2, 1.0)] and points[-1] == (199999, 99999.5)
     assert "batch_loss" in run.data.tags["nbtrack.loop_sampling"]
     assert run.data.metrics["best_loss"] == 1.0  # assigned outside the loop: the cell's value, as before
+
+
+def test_a_kernel_is_sampled_as_soon_as_delivery_sees_it(project: Path) -> None:
+    """A run shorter than the sampling interval still says what its kernel used."""
+    write_notebook(project / "short.ipynb", ["%load_ext nbtrack", "import time\ntime.sleep(3)\nval_acc = 0.5"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBTRACK_"))}
+    env.update(NBTRACK_DAEMON_IDLE="3", NBTRACK_SYSTEM_METRICS_INTERVAL="60")
+    try:
+        subprocess.run([sys.executable, "-m", "papermill", "short.ipynb", "out.ipynb", "--log-level", "ERROR"],
+                       cwd=project, env=env, check=True, capture_output=True, timeout=300)
+        client = client_for(project)
+
+        def finished() -> list:
+            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+            return runs if runs and runs[0].info.status == "FINISHED" else []
+
+        (run,) = wait_for(finished, timeout=60)
+        memory = client.get_metric_history(run.info.run_id, "system/kernel_memory_mb")
+        assert memory and memory[0].value > 20  # a Python kernel's resident memory, sampled once at least
+        assert not client.get_metric_history(run.info.run_id, "system/kernel_cpu_percent")  # no 0.0 from one reading
+    finally:
+        stop_daemons(project)

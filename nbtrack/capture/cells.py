@@ -17,6 +17,7 @@ from nbtrack import env
 from nbtrack.capture.notebook import CellRef, source_sha
 from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.usage import CellUsage
+from nbtrack.tags import PEAK_MEMORY
 
 if TYPE_CHECKING:
     from nbtrack.capture.session import TrackingSession
@@ -131,6 +132,11 @@ class CellsRecorder:
             outputs=cell.outputs, metrics=metrics, index=index, cpu_s=round(cpu_s, 4),
             peak_memory_mb=round(peak_mb, 1) if peak_mb is not None else None,
         )
+        if peak_mb is not None and round(peak_mb, 1) > run.peak_memory_mb:
+            # The run's high-water mark, exact (sampling every few seconds misses short peaks): a
+            # point only when a cell sets a new one, so its last value is what the run needed.
+            run.peak_memory_mb = round(peak_mb, 1)
+            session.metrics.log_one(PEAK_MEMORY, run.peak_memory_mb, None, cell_id)
 
 
 def is_control_cell(raw: str) -> bool:

@@ -25,6 +25,7 @@ class RunState:
     user_runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # the notebook's own MLflow runs
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {name, flavor, size} logged
     logged_objects: set[int] = field(default_factory=set)  # ids of the objects logged as models
+    peak_memory_mb: float = 0.0  # the highest cell peak so far (system/kernel_peak_memory_mb)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from nbtrack import tags
+from nbtrack.cli import Subparsers
 from nbtrack.cli.tables import add_output_arguments
 from nbtrack.query.values import is_missing
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 20
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "runs",
         help="list a notebook's runs, newest first",
@@ -155,7 +157,7 @@ def print_runs(console: Console, records: list[dict[str, Any]], *, title: str,
     # The metric that matters most (--metric, the sweep's, else the first named like a metric)
     # comes before the params; the other metrics after them.
     table += [_metric_column(records, k, chosen=k == metric, maximize=maximize,
-                             rank=2 if columns or i == 0 else 4)
+                             rank=2 if columns or i == 0 else 5 if _is_system(k) else 4)
               for i, k in enumerate(shown_metrics)]
     fitted = print_table(console, table, title=title, full=full,
                          row_styles=[_status_style(r["status"]) for r in records])
@@ -202,12 +204,18 @@ def _equal_params(records: list[dict[str, Any]], params: list[str]) -> dict[str,
 
 
 def _by_importance(metrics: list[str]) -> list[str]:
-    """Metrics named with a metric word (val_acc, test_loss) first: those are what a run is for."""
+    """Metrics named with a metric word (val_acc, test_loss) first: those are what a run is for;
+    then the rest of the results; what the run cost last, its memory peak first."""
     from nbtrack.config import DEFAULT_METRIC_WORDS
     from nbtrack.metric_direction import metric_words
 
     words = set(DEFAULT_METRIC_WORDS)
-    return sorted(metrics, key=lambda m: not metric_words(m) & words)
+    return sorted(metrics, key=lambda m: (_is_system(m), m != tags.PEAK_MEMORY,
+                                          not metric_words(m) & words))
+
+
+def _is_system(metric: str) -> bool:
+    return metric.startswith(tags.SYSTEM_METRICS)
 
 
 def _run_columns(records: list[dict[str, Any]]) -> list[Column]:

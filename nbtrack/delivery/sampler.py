@@ -50,6 +50,7 @@ class SystemSampler:
         self._samples: dict[str, list[tuple[float, dict[str, float]]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a new kernel to watch: sample it now, not an interval later
         self._thread: threading.Thread | None = None
         self._processes: dict[int, Any] = {}
         self._gpu: Any = None  # pynvml, once initialised; False when there is none
@@ -63,14 +64,16 @@ class SystemSampler:
         with self._lock:
             if pid is None:
                 self._watched.pop(session, None)
-            else:
+            elif self._watched.get(session) != pid:
                 self._watched[session] = pid
+                self._wake.set()
         if self._thread is None and self._watched:
             self._thread = threading.Thread(target=self._run, name="nbtrack-system-sampler", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.clear()
             with self._lock:
                 watched = dict(self._watched)
             for session, pid in watched.items():
@@ -81,6 +84,7 @@ class SystemSampler:
                     continue
                 with self._lock:
                     self._samples.setdefault(session, []).append((time.time(), values))
+            self._wake.wait(self.interval)
 
     def write(self, runs: dict[str, tuple[OpenRun, RunIndex]], *, force: bool = False) -> None:
         """Write the samples of sessions whose open run has an id (every few seconds, or now with
@@ -105,6 +109,7 @@ class SystemSampler:
 
     def close(self, runs: dict[str, tuple[OpenRun, RunIndex]]) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 1.0)
         self.write(runs, force=True)
@@ -113,12 +118,15 @@ class SystemSampler:
         import psutil
 
         process = self._processes.get(pid)
+        first = process is None
         if process is None:
             process = self._processes[pid] = psutil.Process(pid)
-            process.cpu_percent(None)  # the first call only starts the measurement
         if process.status() == psutil.STATUS_ZOMBIE:
             raise ProcessLookupError(pid)  # ended, not yet reaped: nothing to measure
-        values = {MEMORY: process.memory_info().rss / 2**20, CPU: process.cpu_percent(None)}
+        values = {MEMORY: process.memory_info().rss / 2**20}
+        cpu = process.cpu_percent(None)
+        if not first:  # the first call only starts the measurement: its 0.0 says nothing
+            values[CPU] = cpu
         values.update(self._gpu_sample(pid))
         return values
 
