@@ -76,7 +76,7 @@ class _Watchdog:
 def _count_cells(path: str, has_params: bool) -> int:
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    nb = nbformat.read(path, as_version=4)
     injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     return len(nb.cells) + (1 if has_params and not injected else 0)
 

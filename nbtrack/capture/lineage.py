@@ -103,7 +103,8 @@ def read_delta(
             table_uri, version=dt.version(), schema_hash=schema_hash(data.schema),
             rows=data.num_rows, profile=profile_table(data),
         )
-    return data.to_pandas()
+    frame: pd.DataFrame = data.to_pandas()
+    return frame
 
 
 def read_table(

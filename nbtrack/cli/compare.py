@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import tags
+from nbtrack.cli import Subparsers
 from nbtrack.cli.runs import add_store_arguments
 from nbtrack.cli.tables import add_output_arguments
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from nbtrack.query.compare import Comparison
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "compare",
         help="compare runs: params diff, metrics, changed cells",

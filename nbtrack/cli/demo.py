@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import env
+from nbtrack.cli import Subparsers
 from nbtrack.errors import ExecutionFailed, NbtrackError, UsageProblem
 from nbtrack.events import TERMINAL_STATUSES
 from nbtrack.project import Project
@@ -37,7 +38,7 @@ NOTEBOOK_NAME = "quickstart.ipynb"
 OUTPUT_NAME = "quickstart.output.ipynb"
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "demo",
         help="run the quickstart notebook with nbtrack and show its tracked run",

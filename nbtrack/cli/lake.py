@@ -12,11 +12,12 @@ import json
 import time
 from typing import Any
 
+from nbtrack.cli import Subparsers
 from nbtrack.cli.tables import add_output_arguments
 from nbtrack.lake.maintenance import DEFAULT_RETENTION_HOURS
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "lake",
         help="optimize, query and inspect the Delta tables",

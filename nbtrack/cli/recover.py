@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nbtrack.cli import Subparsers
 from nbtrack.errors import NotFound
 from nbtrack.project import Project, find_project_root
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "recover",
         help="deliver journals left by dead kernels (their runs end as KILLED)",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from nbtrack.cli import Subparsers
 from nbtrack.cli.runs import add_store_arguments
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "register",
         help="register a run's model in MLflow's Model Registry",

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.batch.report import CHANGED, EQUAL, MISSING, NEW
+from nbtrack.cli import Subparsers
 from nbtrack.cli.tables import add_output_arguments
 from nbtrack.errors import ExecutionFailed
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 _VERDICT_STYLES = {EQUAL: "green", CHANGED: "yellow", MISSING: "red", NEW: "cyan"}
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "rerun",
         help="re-execute a run's notebook snapshot with its params; report how metrics moved",
@@ -69,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     out = Console(highlight=False)
     if args.json:
         from nbtrack.cli.tables import nested_record
-        from nbtrack.query.values import json_safe
+        from nbtrack.query.values import frame_records, json_safe
 
-        data = {**nested_record(frame.to_dict(orient="records")[0]), "report": json_safe(report)}
+        data = {**nested_record(frame_records(frame)[0]), "report": json_safe(report)}
         print(json.dumps(data, indent=2, allow_nan=False))
     elif args.csv:
         from nbtrack.cli.tables import write_csv

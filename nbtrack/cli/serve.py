@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from nbtrack.cli import Subparsers
 from nbtrack.cli.runs import add_store_arguments
 
 #: MLflow's own default for `mlflow models serve`.
 DEFAULT_PORT = 5000
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="serve a model over REST with MLflow's scoring server",

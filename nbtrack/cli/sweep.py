@@ -11,6 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.cli import Subparsers
 from nbtrack.cli.tables import add_output_arguments
 from nbtrack.errors import ExecutionFailed
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sweep",
         help="execute a notebook over a grid of parameters (one MLflow child run each)",
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from nbtrack.batch.params import parse_assignments
     from nbtrack.batch.sweep import sweep
     from nbtrack.cli.execution import prepare
+    from nbtrack.query.values import frame_records
 
     err, warn = prepare("sweep")
 
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         spark_master=args.spark_master, warn=warn, register_best=args.register_best,
     )
     sweep_id = frame.attrs["sweep_id"]
-    rows = frame.to_dict(orient="records")
+    rows = frame_records(frame)
     out = Console(highlight=False)
     if args.json:
         from nbtrack.cli.tables import nested_record

@@ -89,10 +89,11 @@ def number(value: Any, *, full: bool = False) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, str):  # "nan" / "inf" from JSON-ready rows, or a value that is text
+        text = value
         try:
-            value = float(value)
+            value = float(text)
         except ValueError:
-            return value
+            return text
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if math.isnan(value):

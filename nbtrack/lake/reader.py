@@ -195,8 +195,10 @@ def plain_rows(table: pa.Table, *, micros: bool = False) -> list[dict[str, Any]]
     import pyarrow as pa
 
     times = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    rows: list[dict[str, Any]]
     if not times:
-        return table.to_pylist()
+        rows = table.to_pylist()
+        return rows
     as_us = [pa.field(f.name, pa.timestamp("us", tz="UTC")) if f.name in times else f
              for f in table.schema]
     as_int = [pa.field(f.name, pa.int64()) if f.name in times else f for f in table.schema]

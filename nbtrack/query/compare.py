@@ -133,8 +133,10 @@ class Comparison:
 
         params = self.params.copy()
         params.index = pd.MultiIndex.from_product([["param"], params.index], names=["kind", "key"])
-        last = self.metrics.xs("last", axis=1, level=1) if len(self.metrics.columns) else (
-            pd.DataFrame(index=self.metrics.index, columns=self.run_ids))
+        metrics = self.metrics
+        last = metrics.xs("last", axis=1, level=1) if len(metrics.columns) else (
+            pd.DataFrame(index=metrics.index, columns=self.run_ids))
+        assert isinstance(last, pd.DataFrame)  # a column level of a frame is a frame
         last = last.reindex(columns=self.run_ids).astype(object)
         last["differs"] = [_differs(row) for row in last.itertuples(index=False)]
         last.index = pd.MultiIndex.from_product([["metric"], last.index], names=["kind", "key"])
@@ -189,11 +191,11 @@ class Comparison:
             row = {rid: None if is_missing(per_run.get(rid)) else per_run.get(rid) for rid in ids}
             params.append({"key": key, "values": row, "differs": _differs(row.values())})
         metrics = []
-        for key, per_run in self.metric_values.items():
+        for key, stats in self.metric_values.items():
             steps = self.histories.get(key, {})
             values: dict[str, Any] = {}
             for rid in ids:
-                last, best = per_run.get(rid, (math.nan, math.nan))
+                last, best = stats.get(rid, (math.nan, math.nan))
                 if rid not in steps and is_missing(last):
                     values[rid] = None
                     continue

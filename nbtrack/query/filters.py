@@ -12,9 +12,28 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict, final
 
 Row = Mapping[str, Any]
+
+
+@final  # so that `"word" in clause` tells the two kinds apart
+class Comparison(TypedDict):
+    """``lr=0.1``, ``test_acc>0.95``, ``max_depth in 2,3``: a key, an operator and its values."""
+
+    key: str
+    op: str
+    values: list[str]
+
+
+@final
+class Word(TypedDict):
+    """A plain word, searched in a row's names, status, ids and ``param=value`` text."""
+
+    word: str
+
+
+Clause = Comparison | Word
 
 FIELDS = ("status", "name", "id", "sweep", "origin", "duration", "number")
 _NAME = r"[A-Za-z_#][\w.#-]*"
@@ -29,9 +48,9 @@ def _unquote(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
 
 
-def parse_filter(text: str) -> list[dict[str, Any]]:
-    """The clauses of a filter: ``{"key", "op", "values"}`` or ``{"word"}`` (never raises)."""
-    clauses: list[dict[str, Any]] = []
+def parse_filter(text: str) -> list[Clause]:
+    """The clauses of a filter: comparisons and words (never raises)."""
+    clauses: list[Clause] = []
     rest = text.strip()
     while rest:
         if match := _SEPARATOR.match(rest):
@@ -139,11 +158,7 @@ def compile_filter(text: str, rows: Iterable[Row]) -> tuple[Callable[[Row], bool
     tests: list[Callable[[Row], bool]] = []
     for clause in parse_filter(text):
         if "word" in clause:
-            word = clause["word"]
-            if re.fullmatch(r"#\d+", word):
-                tests.append(lambda r, n=int(word[1:]): r.get("number") == n)
-            else:
-                tests.append(lambda r, w=word: w in _search_text(r))
+            tests.append(_word_test(clause["word"]))
             continue
         ref = _resolve(clause["key"], clause["op"], params, metrics)
         if ref is None:
@@ -151,8 +166,21 @@ def compile_filter(text: str, rows: Iterable[Row]) -> tuple[Callable[[Row], bool
             errors.append(f'No column "{clause["key"]}". Columns: {known}, and status, name, id…')
             tests.append(lambda r: False)
             continue
-        tests.append(lambda r, ref=ref, c=clause: _holds(_value(r, *ref), c["op"], c["values"]))
+        tests.append(_comparison_test(ref, clause))
     return (lambda row: all(test(row) for test in tests)), errors
+
+
+def _word_test(word: str) -> Callable[[Row], bool]:
+    """``#3`` matches the run numbered 3; any other word is searched in the row's text."""
+    if re.fullmatch(r"#\d+", word):
+        number = int(word[1:])
+        return lambda row: row.get("number") == number
+    return lambda row: word in _search_text(row)
+
+
+def _comparison_test(ref: tuple[str, str], clause: Comparison) -> Callable[[Row], bool]:
+    kind, name = ref
+    return lambda row: _holds(_value(row, kind, name), clause["op"], clause["values"])
 
 
 def example_filter(rows: Iterable[Row], metric: str | None = None) -> str:

@@ -92,7 +92,7 @@ def mlflow_input_versions(run: Run) -> dict[str, int]:
 
 
 def _record(record: Mapping[str, Any]) -> dict[str, Any]:
-    out = {key: record.get(key) for key in RECORD_FIELDS}
+    out: dict[str, Any] = {key: record.get(key) for key in RECORD_FIELDS}
     if hasattr(out["t"], "isoformat"):
         out["t"] = out["t"].isoformat()
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,10 +94,10 @@ def _sqlite_run_ids(db: Path, prefix: str) -> list[str] | None:
     is not an MLflow store this query understands (MLflow then answers)."""
     rows = _sqlite_query(db, "SELECT run_uuid FROM runs WHERE run_uuid GLOB ? "
                          "ORDER BY start_time DESC LIMIT ?", [prefix + "*", _SHOWN + 1])
-    return None if rows is None else [row[0] for row in rows]
+    return None if rows is None else [str(row[0]) for row in rows]
 
 
-def _sqlite_query(db: Path, sql: str, args: list[object]) -> list[tuple[object, ...]] | None:
+def _sqlite_query(db: Path, sql: str, args: Sequence[object]) -> list[tuple[object, ...]] | None:
     try:
         with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=10) as conn:
             return conn.execute(sql, args).fetchall()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,9 +71,11 @@ def local_time(value: Any) -> str:
     """A timestamp in this machine's local time, to the minute (what the panel shows too)."""
     to_datetime = getattr(value, "to_pydatetime", None)  # pandas' Timestamp.astimezone needs a zone
     moment = to_datetime() if callable(to_datetime) else value
+    if not isinstance(moment, datetime):
+        return str(value)
     try:
         return moment.astimezone().strftime("%Y-%m-%d %H:%M")
-    except (AttributeError, TypeError, ValueError, OSError):
+    except (TypeError, ValueError, OSError):
         return str(value)
 
 
@@ -306,7 +309,7 @@ def _metrics_section(comparison: Comparison) -> str:
             f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def _number(value: float) -> str:
+def _number(value: object) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
     return _text(value)

@@ -8,7 +8,10 @@ import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def is_missing(value: Any) -> bool:
@@ -54,11 +57,16 @@ def json_number(value: float | int | None) -> float | int | str | None:
     return value
 
 
+def json_object(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """:func:`json_safe` of a mapping: text keys, plain JSON values."""
+    return {str(k): json_safe(v) for k, v in value.items()}
+
+
 def json_safe(value: Any) -> Any:
     """Plain JSON values: NaN/inf as :func:`json_number` writes them, timestamps as ISO text,
     numpy scalars as numbers, paths as text."""
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return json_object(value)
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str | int):
@@ -82,3 +90,8 @@ def json_safe(value: Any) -> Any:
         except ValueError:  # NaT
             return None
     return None if is_missing(value) else str(value)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as dicts keyed by column name (``to_dict(orient="records")``)."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]

@@ -46,7 +46,8 @@ class NbtrackHandler(APIHandler):
 
     @property
     def service(self) -> NbtrackService:
-        return self.settings[SETTINGS_KEY]
+        service: NbtrackService = self.settings[SETTINGS_KEY]
+        return service
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking service call (MLflow, SQLite, files) off the event loop."""

@@ -24,7 +24,7 @@ from nbtrack.errors import ExecutionFailed, NotFound, UsageProblem
 from nbtrack.query.failures import FAILED_STATUSES
 from nbtrack.query.names import display_names
 from nbtrack.query.runs import runs_records
-from nbtrack.query.values import json_safe
+from nbtrack.query.values import json_object, json_safe
 from nbtrack.server.jobs import Job, JobRegistry
 from nbtrack.version import __version__
 
@@ -165,7 +165,7 @@ class NbtrackService(LoggingConfigurable):
 
         ref = self.store_for(notebook)
         comparison = compare(run_ids, tracking_uri=ref.tracking_uri, project=ref.project)
-        return json_safe(comparison.to_dict())
+        return json_object(comparison.to_dict())
 
     def output_html(self, run_id: str, notebook: str | None) -> str:
         """A failed (or any papermill) run's output notebook as a static HTML page, tracebacks
@@ -297,7 +297,7 @@ class NbtrackService(LoggingConfigurable):
         return self.jobs.submit("rerun", run_id, work)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return json_safe(self.jobs.get(job_id).to_dict())
+        return json_object(self.jobs.get(job_id).to_dict())
 
     # -- helpers -----------------------------------------------------------------------
 
