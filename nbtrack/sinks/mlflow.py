@@ -290,12 +290,17 @@ def _log_tags(client: Any, run_id: str, values: dict[str, str]) -> None:
 
 def _log_input(client: Any, run_id: str, event: Event) -> None:
     try:
+        import hashlib
+
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         uri = str(event.get("table_uri"))
+        # MLflow keeps one dataset per (experiment, name, digest) and links later runs to it: a
+        # digest of the schema alone would give a run that read v4 the v0 another run logged.
+        identity = f"{uri}@{event.get('version')}:{event.get('schema_hash') or ''}"
         dataset = Dataset(
             name=Path(uri.rstrip("/")).name or uri,
-            digest=str(event.get("schema_hash") or "")[:36] or "unknown",
+            digest=hashlib.sha256(identity.encode()).hexdigest()[:32],
             source_type="delta",
             source=json.dumps({"path": uri, "version": event.get("version")}),
             profile=json.dumps({"rows": event.get("rows")}),
