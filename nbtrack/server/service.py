@@ -29,7 +29,7 @@ from nbtrack.server.jobs import Job, JobRegistry
 from nbtrack.version import __version__
 
 if TYPE_CHECKING:
-
+    from nbtrack.batch.protocol import ProgressCallback
     from nbtrack.query.store import StoreRef
 
 
@@ -178,12 +178,9 @@ class NbtrackService(LoggingConfigurable):
         if not listed:
             raise NotFound(f"run {run.info.run_id} has no output notebook (only papermill runs have one)")
         target, _ = self.artifact(run.info.run_id, f"{OUTPUT_DIR}/{listed[0]}", notebook)
-        import nbformat
-        from nbconvert import HTMLExporter
+        from nbtrack.server.output import notebook_html
 
-        node = nbformat.read(target, as_version=4)
-        html, _ = HTMLExporter(template_name="lab").from_notebook_node(node)
-        return html
+        return notebook_html(target)
 
     def artifact(self, run_id: str, path: str, notebook: str | None) -> tuple[Path, str]:
         """A file from ``run_id``'s own artifact root, and its content type.
@@ -271,7 +268,7 @@ class NbtrackService(LoggingConfigurable):
         root = Path(self.root_dir).resolve()
         check_inside_root(run_id, original_notebook(run, ref.project), root)
 
-        def work(progress: Any) -> dict[str, Any]:
+        def work(progress: ProgressCallback) -> dict[str, Any]:
             from nbtrack.batch.rerun import rerun
 
             frame = rerun(
