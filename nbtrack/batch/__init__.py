@@ -16,7 +16,8 @@ The pieces, in the order data flows through them::
     spark.py        each execution as a Spark task (spark backend)
     execution.py    executions whose runs exist first (Spark, re-runs), and final statuses
     orphans.py      what a stopped sweep's run-less kernels left behind, removed
-    progress.py     the live progress bar
+    protocol.py     the progress protocol: worker events and progress events, typed once
+    progress.py     the live progress bar, and the progress callback's events
     report.py       the final table and rerun's reproducibility report
     sweep.py        ``nbtrack.sweep()``
     rerun.py        ``nbtrack.rerun()``

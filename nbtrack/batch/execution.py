@@ -18,6 +18,7 @@ from nbtrack.batch.store import Store, latest_attempts
 
 if TYPE_CHECKING:
     from nbtrack.batch.executor import LocalExecutor
+    from nbtrack.batch.protocol import WorkerEvent
 
 
 def create_jobs(plan: SweepPlan, store: Store, todo: list[int], timeout: float | None) -> list[Job]:
@@ -90,16 +91,10 @@ def execute(jobs: list[Job], *, executor: LocalExecutor | None, workers: int, ba
             bar.finished(outcome.index, outcome.status, outcome.error)
         return outcomes
 
-    def on_event(event: dict[str, Any]) -> None:
-        index = int(event["index"])
-        kind = event.get("event")
-        if kind == "start":
-            store.mark_running(run_ids[index])
-            bar.started(index)
-        elif kind == "cell":
-            bar.cell(index, int(event["cell"]), int(event["cells"]))
-        elif kind == "done":
-            bar.finished(index, event["status"], event.get("error"))
+    def on_event(event: WorkerEvent) -> None:
+        if event["event"] == "start":
+            store.mark_running(run_ids[event["index"]])
+        bar.follow(event)
 
     if executor.log_dir is None:
         executor.log_dir = Path(jobs[0].output).parent / "logs"

@@ -14,21 +14,20 @@ and a fresh worker takes the next jobs: one bad execution never stops the others
 
 from __future__ import annotations
 
-import json
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from nbtrack.batch.jobs import FAILED, Job, Outcome
+from nbtrack.batch.protocol import OnWorkerEvent, WorkerEvent, done_event, parse_worker_event
 from nbtrack.batch.worker import KILL_GRACE_S
 from nbtrack.errors import UsageProblem
 
-OnEvent = Callable[[dict[str, Any]], None]
 #: Extra seconds past a job's timeout before its worker is presumed stuck and killed.
 BACKSTOP_S = KILL_GRACE_S + 20.0
 #: The running job and the next one (whose kernel starts while the first runs).
@@ -38,7 +37,7 @@ JOBS_PER_WORKER = 2
 class _Worker:
     """One ``python -m nbtrack.batch.worker`` process and the thread reading its events."""
 
-    def __init__(self, slot: int, events: queue.Queue[tuple[int, dict[str, Any] | None]],
+    def __init__(self, slot: int, events: queue.Queue[tuple[int, WorkerEvent | None]],
                  log_path: Path | None) -> None:
         self.slot = slot
         self.jobs: list[Job] = []  # submitted, not done: the running one first
@@ -56,13 +55,12 @@ class _Worker:
         self._reader = threading.Thread(target=self._read, args=(events,), daemon=True)
         self._reader.start()
 
-    def _read(self, events: queue.Queue[tuple[int, dict[str, Any] | None]]) -> None:
+    def _read(self, events: queue.Queue[tuple[int, WorkerEvent | None]]) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            try:
-                events.put((self.slot, json.loads(line)))
-            except ValueError:
-                continue
+            event = parse_worker_event(line)
+            if event is not None:
+                events.put((self.slot, event))
         events.put((self.slot, None))  # EOF: the process is gone
 
     @property
@@ -144,7 +142,7 @@ class LocalExecutor:
             raise UsageProblem(f"--workers must be at least 1, got {workers}")
         self.workers = workers
         self.log_dir = log_dir
-        self._events: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
+        self._events: queue.Queue[tuple[int, WorkerEvent | None]] = queue.Queue()
         self._pool: dict[int, _Worker] = {}
         self._finishing: list[_Worker] = []  # out of work, exiting
         self._next_slot = 0
@@ -187,7 +185,7 @@ class LocalExecutor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, jobs: Sequence[Job], on_event: OnEvent | None = None) -> list[Outcome]:
+    def run(self, jobs: Sequence[Job], on_event: OnWorkerEvent | None = None) -> list[Outcome]:
         """Execute ``jobs`` (W at a time, in order); ``on_event`` sees start/cell/done events."""
         notify = on_event or (lambda event: None)
         pending = list(reversed(jobs))  # pop() from the end takes jobs in order
@@ -205,7 +203,7 @@ class LocalExecutor:
             outcome = Outcome(index=job.index, status=FAILED, error=error, output=job.output,
                               kernel_ended=False)
             outcomes[job.index] = outcome
-            notify({"event": "done", **json.loads(outcome.to_json())})
+            notify(done_event(outcome))
             pending.extend(reversed(worker.jobs[1:]))  # not started: the next worker takes them
             worker.jobs = []
             worker.close(wait=0)
@@ -243,17 +241,17 @@ class LocalExecutor:
                         if pending and not workers:
                             give_work(self._spawn())
                     continue
-                if event.get("event") == "done":
-                    outcomes[int(event["index"])] = Outcome.from_dict(event)
-                    worker.done(int(event["index"]))
+                if event["event"] == "done":
+                    outcomes[event["index"]] = Outcome.from_dict(event)
+                    worker.done(event["index"])
                     notify(event)
                     give_work(worker)
                     if not worker.jobs:  # none left for it: it ends its kernels meanwhile
                         worker.finish()
                         self._finishing.append(workers.pop(slot))
                 else:
-                    if event.get("event") == "start":
-                        worker.started(int(event["index"]))
+                    if event["event"] == "start":
+                        worker.started(event["index"])
                     notify(event)
         except BaseException:
             for worker in workers.values():

@@ -11,7 +11,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbtrack import env, tags
 from nbtrack.batch.execution import finalize
@@ -25,6 +25,7 @@ from nbtrack.project import Project
 
 if TYPE_CHECKING:
     from nbtrack.batch.executor import LocalExecutor
+    from nbtrack.batch.protocol import WorkerEvent
 
 
 def run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout: float | None,
@@ -59,16 +60,10 @@ def run_local(plan: SweepPlan, store: Store | None, todo: list[int], *, timeout:
     ).start()
     outcomes: dict[int, Outcome] = {}
 
-    def on_event(event: dict[str, Any]) -> None:
-        index = int(event["index"])
-        kind = event.get("event")
-        if kind == "start":
-            creator.started(index)
-            bar.started(index)
-        elif kind == "cell":
-            bar.cell(index, int(event["cell"]), int(event["cells"]))
-        elif kind == "done":
-            bar.finished(index, event["status"], event.get("error"))
+    def on_event(event: WorkerEvent) -> None:
+        if event["event"] == "start":
+            creator.started(event["index"])
+        bar.follow(event)
 
     with Progress(len(jobs), title=f"sweep {plan.sweep_id}", progress=progress,
                   run_ids=creator.run_ids) as bar:

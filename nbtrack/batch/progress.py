@@ -1,23 +1,24 @@
-"""Progress of executions: a live rich bar on stderr and/or a callback of plain dicts.
+"""Progress of executions: a live rich bar on stderr and/or a callback of progress events.
 
 The callback is for other surfaces (the JupyterLab server runs a re-run on a
-background thread and forwards these dicts to the panel). Every dict has
-``state`` (``running`` | ``finished`` | ``failed`` | ``delivering`` | ``done``),
-the counts ``done``, ``failed``, ``running``, ``total``, and where known
-``index``, ``run_id``, ``cell`` and ``cells`` (the cell being executed, 1-based).
+background thread and forwards these events to the panel). Each is a
+:class:`~nbtrack.batch.protocol.ProgressEvent`: ``state`` (``running`` | ``finished``
+| ``failed`` | ``delivering`` | ``done``), the counts ``done``, ``failed``,
+``running``, ``total``, and where known ``index``, ``run_id``, ``cell`` and ``cells``
+(the cell being executed, 1-based), ``status`` and ``error``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from nbtrack.batch.jobs import FINISHED
+from nbtrack.batch.protocol import ProgressCallback, ProgressEvent, State, WorkerEvent
 
-Callback = Callable[[dict[str, Any]], None]
-ProgressOption = bool | Callback | None
+#: ``True`` for a rich bar on stderr, a callable for the events, None or False for neither.
+ProgressOption = bool | ProgressCallback | None
 
 
 class Progress:
@@ -52,12 +53,9 @@ class Progress:
         return (f"[green]✓ {self.done}[/] [red]✗ {self.failed}[/] "
                 f"[cyan]▶ {len(self.running)}[/]")
 
-    def _emit(self, state: str, index: int | None = None, **extra: Any) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.done + self.failed, counts=self._counts())
-        if self._callback is None:
-            return
-        event: dict[str, Any] = {
+    def _event(self, state: State, index: int | None = None) -> ProgressEvent:
+        """The counts as they are now, and the execution ``index`` with its run where known."""
+        event: ProgressEvent = {
             "state": state, "done": self.done, "failed": self.failed,
             "running": len(self.running), "total": self.total,
         }
@@ -65,7 +63,13 @@ class Progress:
             event["index"] = index
             if index in self._run_ids:
                 event["run_id"] = self._run_ids[index]
-        event.update(extra)
+        return event
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done + self.failed, counts=self._counts())
+        if self._callback is None:
+            return
         try:
             self._callback(event)
         except Exception as exc:  # a broken callback must not stop the executions
@@ -75,10 +79,12 @@ class Progress:
     def started(self, index: int) -> None:
         if index not in self._finished:
             self.running.add(index)
-            self._emit("running", index)
+            self._emit(self._event("running", index))
 
     def cell(self, index: int, cell: int, cells: int) -> None:
-        self._emit("running", index, cell=cell, cells=cells)
+        event = self._event("running", index)
+        event["cell"], event["cells"] = cell, cells
+        self._emit(event)
 
     def finished(self, index: int, status: str, error: str | None = None) -> None:
         """Idempotent: the spark backend may learn of an end twice (store poll, then result)."""
@@ -88,14 +94,30 @@ class Progress:
         self.running.discard(index)
         if status == FINISHED:
             self.done += 1
-            self._emit("finished", index, status=status)
+            event = self._event("finished", index)
+            event["status"] = status
         else:
             self.failed += 1
-            self._emit("failed", index, status=status, error=error)
+            event = self._event("failed", index)
+            event["status"], event["error"] = status, error
+        self._emit(event)
 
-    def note(self, state: str, **extra: Any) -> None:
-        """A phase of the whole batch: ``delivering`` (waiting for the store), ``done``."""
-        self._emit(state, **extra)
+    def follow(self, event: WorkerEvent) -> None:
+        """Show what a worker reported: an execution started, a cell, an execution's end."""
+        if event["event"] == "start":
+            self.started(event["index"])
+        elif event["event"] == "cell":
+            self.cell(event["index"], event["cell"], event["cells"])
+        else:
+            self.finished(event["index"], event["status"], event["error"])
+
+    def note(self, state: Literal["delivering", "done"], *, status: str | None = None) -> None:
+        """A phase of the whole batch: ``delivering`` (waiting for the store), ``done`` (with
+        the batch's ``status`` when it has one)."""
+        event = self._event(state)
+        if status is not None:
+            event["status"] = status
+        self._emit(event)
 
 
 def _rich_bar() -> Any:

@@ -153,20 +153,11 @@ def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
     from nbtrack.batch.execution import execute, finalize
     from nbtrack.batch.executor import LocalExecutor
 
-    def on_event(event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "start":
-            bar.started(1)
-        elif kind == "cell":
-            bar.cell(1, int(event["cell"]), int(event["cells"]))
-        elif kind == "done":
-            bar.finished(1, event["status"], event.get("error"))
-
     with Progress(1, title="rerun", progress=progress, run_ids={1: run_id}) as bar:
         try:
             if spark is None:
                 with LocalExecutor(1, Path(job.output).parent / "logs") as executor:
-                    outcome = executor.run([job], on_event)[0]
+                    outcome = executor.run([job], bar.follow)[0]
             else:
                 outcome = execute([job], executor=None, workers=1, bar=bar, store=store,
                                   run_ids={1: run_id}, spark=spark)[0]

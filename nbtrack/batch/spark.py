@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.batch.jobs import FAILED, Job, Outcome
+from nbtrack.batch.protocol import parse_worker_event
 from nbtrack.batch.worker import KILL_GRACE_S
 from nbtrack.errors import NbtrackError
 
@@ -42,11 +43,8 @@ def run_in_subprocess(job: Job) -> Outcome:
         return Outcome(index=job.index, status=FAILED, error=f"timed out after {job.timeout:g} s",
                        output=job.output, kernel_ended=False)
     for line in reversed(done.stdout.splitlines()):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "done":
+        event = parse_worker_event(line)
+        if event is not None and event["event"] == "done":
             return Outcome.from_dict(event)
     tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
     return Outcome(index=job.index, status=FAILED, error=f"worker failed: {tail[0]}",

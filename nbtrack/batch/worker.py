@@ -8,7 +8,7 @@ per execution), and start the next job's kernel while the current job runs
 
 Protocol: one ``Job`` as JSON per line on stdin, read as it comes (a thread
 queues them, so the next job is known early); JSON events on stdout
-(``start``, ``cell``, ``done`` with the ``Outcome``). Everything else the
+(``start``, ``cell``, ``done`` with the ``Outcome``: ``nbtrack.batch.protocol``). Everything else the
 process prints goes to stderr, so a chatty library cannot corrupt the stream.
 
 A job's ``timeout`` covers the whole execution: when it passes, the job's kernel
@@ -27,15 +27,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtrack.batch.jobs import FAILED, FINISHED, KILLED, Job, Outcome
+from nbtrack.batch.protocol import OnWorkerEvent, WorkerEvent, done_event
 
 if TYPE_CHECKING:
     from nbtrack.batch.kernels import Kernels
 
-Emit = Callable[[dict[str, Any]], None]
 KILL_GRACE_S = 10.0
 FIRST_JOB_WAIT_S = 1.0  # for the first job, before importing papermill
 
@@ -81,7 +80,7 @@ def _count_cells(path: str, has_params: bool) -> int:
     return len(nb.cells) + (1 if has_params and not injected else 0)
 
 
-def run_job(job: Job, emit: Emit, kernels: Kernels) -> Outcome:
+def run_job(job: Job, emit: OnWorkerEvent, kernels: Kernels) -> Outcome:
     """Execute one job with papermill in this process; never raises for a notebook's failure.
 
     Its kernel comes from ``kernels`` (started ahead if it could be); meanwhile, at
@@ -163,7 +162,7 @@ def main() -> int:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     from nbtrack.batch.kernels import Kernels
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: WorkerEvent) -> None:
         out.write(json.dumps(event) + "\n")
         out.flush()
 
@@ -178,7 +177,7 @@ def main() -> int:
 
         while (job := kernels.next_job()) is not None:
             outcome = run_job(job, emit, kernels)
-            emit({"event": "done", **json.loads(outcome.to_json())})
+            emit(done_event(outcome))
     finally:
         kernels.close()
     return 0

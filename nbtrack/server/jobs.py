@@ -2,7 +2,8 @@
 
 A job runs in a daemon thread, at most ``workers`` at a time (the others wait
 in ``queued``); the server never waits for one at exit. Its function receives
-a ``progress`` callable and its latest report is what the panel shows. The
+a ``progress`` callable and its latest report (a
+:class:`~nbtrack.batch.protocol.ProgressEvent`) is what the panel shows. The
 registry keeps the last ``keep`` finished jobs.
 """
 
@@ -14,12 +15,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrack.errors import NbtrackError, NotFound
 
+if TYPE_CHECKING:
+    from nbtrack.batch.protocol import ProgressCallback, ProgressEvent
+
 JobState = Literal["queued", "running", "done", "failed"]
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Job:
     kind: str
     target: str
     state: JobState = "queued"
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressEvent | None = None  # the latest
     result: Any = None
     message: str = ""
     created: float = field(default_factory=time.time)
@@ -43,7 +46,7 @@ class Job:
             "kind": self.kind,
             "target": self.target,
             "state": self.state,
-            "progress": dict(self.progress),
+            "progress": dict(self.progress or {}),
             "result": self.result,
             "message": self.message,
             "created": self.created,
@@ -65,7 +68,7 @@ class JobRegistry:
         self,
         kind: str,
         target: str,
-        fn: Callable[[Progress], Any],
+        fn: Callable[[ProgressCallback], Any],
         *,
         describe_error: Callable[[BaseException], str] | None = None,
     ) -> Job:
@@ -91,11 +94,11 @@ class JobRegistry:
     def _run(
         self,
         job: Job,
-        fn: Callable[[Progress], Any],
+        fn: Callable[[ProgressCallback], Any],
         describe_error: Callable[[BaseException], str] | None,
     ) -> None:
-        def progress(report: dict[str, Any]) -> None:
-            job.progress = dict(report)
+        def progress(report: ProgressEvent) -> None:
+            job.progress = report.copy()
 
         with self._slots:
             job.state = "running"
