@@ -75,6 +75,7 @@ class RetrainDecision:
     better: bool = False
     registered: str | None = None
     retrain_id: str | None = None
+    checked_at: float = field(default_factory=time.time)  # when the check began (epoch seconds)
 
     @property
     def promoted(self) -> bool:
@@ -120,7 +121,7 @@ class RetrainDecision:
             "challenger_value": _json_number(self.challenger_value),
             "status": self.status, "error": self.error, "output": self.output,
             "better": self.better, "promoted": self.promoted, "registered": self.registered,
-            "retrain_id": self.retrain_id,
+            "retrain_id": self.retrain_id, "checked_at": self.checked_at,
         }
 
 
@@ -151,6 +152,7 @@ def retrain(
     from nbtrack.query.runs import locate_experiment
     from nbtrack.registry.register import check_name
 
+    began = time.time()
     metric = str(metric or "").strip()
     if not metric:
         raise UsageProblem("which metric decides? give --metric NAME (e.g. --metric val_acc)")
@@ -174,7 +176,8 @@ def retrain(
                            storage_options=storage_options)
     champion_inputs = {i.table: i.read for i in now}
     unchanged = RetrainDecision("unchanged", experiment, metric, champion, champion_inputs, root=root,
-                                champion_status=str(run.info.status), champion_value=champion_value)
+                                champion_status=str(run.info.status), champion_value=champion_value,
+                                checked_at=began)
     moved = tuple(i for i in now if i.moved)
     if not moved:
         return unchanged
@@ -281,13 +284,14 @@ def _register(decision: RetrainDecision, ref: StoreRef, name: str,
 def record(ref: StoreRef, decision: RetrainDecision, *, warn: Callable[[str], None] | None = None,
            attempts: int = 20) -> None:
     """The decision as one row of the lake's ``retrains`` table (through Spark when the lake is
-    written that way). The runs are the truth: a lake that cannot be written costs a warning."""
+    written that way); its ``t`` is when the check that decided it began. The runs are the truth:
+    a lake that cannot be written costs a warning."""
     from nbtrack.lake.rows import micros
     from nbtrack.lake.tables import CommitConflict
     from nbtrack.sinks.delta import make_sink
 
     row = {
-        "retrain_id": decision.retrain_id or uuid.uuid4().hex, "t": micros(time.time()),
+        "retrain_id": decision.retrain_id or uuid.uuid4().hex, "t": micros(decision.checked_at),
         "notebook": decision.notebook, "metric": decision.metric, "champion": decision.champion,
         "challenger": decision.challenger, "status": decision.status,
         "champion_inputs": json.dumps(decision.champion_inputs, sort_keys=True),
