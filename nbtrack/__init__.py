@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from nbtrack.batch.retrain import RetrainDecision
     from nbtrack.capture.runs import RunHandle
-    from nbtrack.query.compare import Comparison
+    from nbtrack.query.comparison import Comparison
 
 __all__ = [
     "__version__",

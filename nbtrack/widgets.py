@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import ipywidgets
     import pandas as pd
 
-    from nbtrack.query.compare import Comparison
+    from nbtrack.query.comparison import Comparison
     from nbtrack.query.store import ProjectLike
 
 #: Columns of the run list, before the params and metrics.

@@ -22,7 +22,8 @@ from query_fixtures import (
 import nbtrack
 from nbtrack.errors import NotFound, UsageProblem
 from nbtrack.query.compare import compare, metric_direction
-from nbtrack.query.render import render_comparison_html, render_runs_html
+from nbtrack.query.compare_html import render_comparison_html
+from nbtrack.query.render import render_runs_html
 from nbtrack.query.runs import BASE_COLUMNS, list_runs
 
 

@@ -20,7 +20,7 @@ from nbtrack.cli.tables import add_output_arguments
 
 if TYPE_CHECKING:
     from nbtrack.cli.tables import Column, Fitted
-    from nbtrack.query.compare import Comparison
+    from nbtrack.query.comparison import Comparison
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     comparison = compare(args.run_ids, tracking_uri=args.tracking_uri, project=args.project)
     if args.html:
-        from nbtrack.query.render import render_comparison_page
+        from nbtrack.query.compare_html import render_comparison_page
 
         Path(args.html).write_text(render_comparison_page(comparison), encoding="utf-8")
     if args.json:

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from nbtrack.delivery.daemon import ALREADY_RUNNING, pid_path, serve
-    from nbtrack.delivery.deliverer import process_alive
     from nbtrack.delivery.launcher import daemon_alive
+    from nbtrack.delivery.recovery import process_alive
     from nbtrack.journal.state import RunIndex, Status
 
     console = Console()

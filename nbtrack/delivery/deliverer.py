@@ -1,4 +1,5 @@
-"""Drains journals into the sinks: batched, resumable, and recovering dead kernels' runs.
+"""Drains journals into the sinks: batched, resumable, and recovering dead kernels' runs
+(closed by :mod:`nbtrack.delivery.recovery`).
 
 The same loop runs in the per-project delivery process and, where that cannot
 start, in a thread of the kernel. Each sink has its own cursor per journal, so
@@ -13,7 +14,6 @@ starts it finds, and hands the first sink those of the runs in its batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,11 +22,11 @@ import socket
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
 
+from nbtrack.delivery.recovery import close_dead_journal, process_alive
 from nbtrack.delivery.sampler import OpenRun, SystemSampler
 from nbtrack.events import Event
-from nbtrack.journal import JournalFile, RunStarts, last_event, list_journals, read_events, torn_tail
+from nbtrack.journal import JournalFile, RunStarts, last_event, list_journals, read_events
 from nbtrack.journal.state import Cursor, RunIndex, Status
 from nbtrack.project import Project
 from nbtrack.sinks import RetrySoon, Sink
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 20000  # events per sink call (MLflow chunks them by its own limits)
 _BACKOFF_MAX = 30.0
-_HEADER_GRACE = 60.0  # seconds a journal without a whole first line may still be being written
 
 
 def make_sinks(project: Project) -> list[Sink]:
@@ -52,27 +51,6 @@ def make_sinks(project: Project) -> list[Sink]:
     if delta is not None:
         sinks.append(delta)
     return sinks
-
-
-def process_alive(header: Event | None) -> bool:
-    """Is the kernel that writes this journal still running? (Unknown hosts count as alive.)"""
-    if not header:
-        return False
-    if header.get("host") != socket.gethostname():
-        return True
-    pid = header.get("pid")
-    if not isinstance(pid, int):
-        return False
-    try:
-        import psutil
-
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False  # killed, not yet reaped by its parent
-        started = header.get("pid_started")
-        return started is None or abs(process.create_time() - float(started)) < 2.0
-    except Exception:  # noqa: BLE001 - NoSuchProcess, AccessDenied...
-        return False
 
 
 class Deliverer:
@@ -106,7 +84,7 @@ class Deliverer:
             if isinstance(pid, int) and (header or {}).get("host") == socket.gethostname():
                 self.sampler.watch(journal.session, pid if alive else None)  # an ended kernel is not sampled
             if not alive and self.only is None:
-                moved |= self._recover(journal)
+                moved |= close_dead_journal(journal, self.project, self._header(journal))
             self._archive_if_done(journal)
         self.sampler.write(self._open_runs())
         return moved
@@ -230,71 +208,6 @@ class Deliverer:
             return False
         return True
 
-    # -- dead kernels --------------------------------------------------------------------------
-
-    def _recover(self, journal: JournalFile) -> bool:
-        """Close the runs of a kernel that died: append their run_end (KILLED) and session_end."""
-        torn = torn_tail(journal.path)
-        if not torn:
-            last_written = last_event(journal.path)
-            if last_written is None or last_written.get("type") == "session_end":
-                return False  # nothing written yet, or already closed: no scan
-        elif self._header(journal) is None and time.time() - _mtime(journal.path) < _HEADER_GRACE:
-            return False  # a kernel may be writing its first line right now
-        else:
-            self._end_torn_line(journal, torn)
-        last: Event | None = None
-        open_runs: dict[str, None] = {}
-        started: set[str] = set()
-        for event, _ in read_events(journal.path, 0):
-            last = event
-            run = str(event.get("run") or "")
-            if event.get("type") == "run_start":
-                started.add(run)
-            if run and event.get("type") != "run_end":
-                open_runs[run] = None
-            if event.get("type") == "run_end":
-                open_runs.pop(run, None)
-        if last is None and not torn:
-            return False
-        if last is not None and last.get("type") == "session_end":
-            return bool(torn)
-        seq = int((last or {}).get("seq", 0))
-        lines = []
-        header = self._header(journal) or {}
-        for run in open_runs:
-            if run not in started:  # died before it knew its notebook
-                seq += 1
-                lines.append(_synthetic(journal.session, seq, "run_start", **_fallback_start(
-                    self.project, run, journal.session, header)))
-            seq += 1
-            lines.append(_synthetic(journal.session, seq, "run_end", run=run, status="KILLED",
-                                    notebook=None, papermill_output=None, out_of_order=[],
-                                    recovered=True))
-        seq += 1
-        lines.append(_synthetic(journal.session, seq, "session_end", recovered=True))
-        with open(journal.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
-        return True
-
-    def _end_torn_line(self, journal: JournalFile, torn: bytes) -> None:
-        """End the line a dying kernel left half-written, so it stays one line of its own.
-
-        Without its newline, the events recovery appends would merge into it and be lost.
-        A fragment that does not parse is skipped by every reader; say so once.
-        """
-        with open(journal.path, "ab") as f:
-            f.write(b"\n")
-        try:
-            json.loads(torn)
-            return  # only its newline was missing: a whole event, delivered as any other
-        except ValueError:
-            pass
-        note = (f"the last line of journal {journal.session} ({len(torn)} bytes) was torn when its "
-                "kernel died and was skipped; every event before it is delivered")
-        log.warning("%s", note)
-        Status(journal.folder, journal.session).note("torn", note)
-
     def _archive_if_done(self, journal: JournalFile) -> None:
         size = journal.path.stat().st_size if journal.path.exists() else 0
         for sink in self.sinks:
@@ -355,30 +268,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _synthetic(session: str, seq: int, type_: str, **payload: Any) -> Event:
-    return {"id": f"{session}-{seq}", "seq": seq, "session": session, "t": time.time(),
-            "type": type_, **payload}
-
-
-def _fallback_start(project: Project, run: str, session: str, header: Event) -> dict[str, Any]:
-    from nbtrack import tags
-    from nbtrack.store import resolve
-
-    uri = header.get("tracking_uri") or resolve(project=project).tracking_uri  # the kernel's store
-    return {"run": run, "experiment": "untitled", "notebook": None, "project": str(project.root),
-            "tracking_uri": uri, "name": None, "mlflow_run_id": None,
-            "parent_run_id": None, "origin": "recovered", "papermill_input": None,
-            "papermill_output": None,
-            "tags": {tags.RUN_KEY: run, tags.SESSION: session, tags.NOTEBOOK: "untitled"}}
 
 
 _URL = re.compile(r"\bhttps?://[^/\s'\"()]+")
