@@ -40,6 +40,13 @@ def test_runs_are_numbered_in_start_order_and_named_by_what_changed():
     assert names["d" * 32]["label"] == "rerun of #2 · depth=4, lr=0.5"
 
 
+def test_a_retrain_is_named_after_its_champion():
+    rows = [row("a" * 32, "2026-01-01T10:00", {"C": "1.0"}),
+            row("b" * 32, "2026-01-02T10:00", {"C": "1.0"}, rerun_of="a" * 32, retrain_of="a" * 32,
+                run_name="retrain of amazing-panda-982")]
+    assert display_names(rows)["b" * 32] == {"number": 2, "label": "retrain of #1"}
+
+
 def test_sweep_runs_are_labelled_by_their_params_uniquely_across_sweeps():
     rows = []
     for sweep, start in (("s1", "2026-01-01T10"), ("s2", "2026-01-02T10")):

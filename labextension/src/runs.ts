@@ -6,6 +6,7 @@
 import { h, statusDot } from './dom';
 import { bareName, formatDateTime, formatDuration, formatNum, formatParam, formatStart } from './format';
 import { describeModel, rowModels } from './registration';
+import { retrainMark } from './retrain';
 import { ISortKey, ListItem, bestValue, isNumericColumn, lowerIsBetter } from './table';
 import { IRunRow } from './tokens';
 
@@ -117,6 +118,7 @@ function nameCell(run: IRunRow, options: IRunListOptions): HTMLTableCellElement 
       number ? h('span', { class: 'nbtrack-number' }, number) : null,
       h('span', { class: 'nbtrack-label' }, label),
       modelBadge(run),
+      retrainBadge(run),
       link
     ),
     error
@@ -131,6 +133,15 @@ function modelBadge(run: IRunRow): HTMLElement | null {
   }
   const title = `model${models.length > 1 ? 's' : ''}: ${models.map(describeModel).join(', ')}`;
   return h('span', { class: 'nbtrack-model-badge nbtrack-muted', title, 'aria-label': title }, '◆');
+}
+
+/** ⟳ and the input version that triggered a retrain run; its champion and both versions on hover. */
+function retrainBadge(run: IRunRow): HTMLElement | null {
+  const mark = retrainMark(run);
+  if (!mark) {
+    return null;
+  }
+  return h('span', { class: 'nbtrack-retrain-badge nbtrack-muted', title: mark.title, 'aria-label': mark.title }, mark.text);
 }
 
 function runRow(run: IRunRow, options: IRunListOptions, inSweep: string | null): HTMLTableRowElement {

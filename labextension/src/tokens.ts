@@ -43,6 +43,9 @@ export interface IRunRow {
   duration_s: number | null;
   origin?: string;
   rerun_of?: string;
+  /** A retrain's champion run (nbtrack retrain), and JSON of the inputs whose new version started it. */
+  retrain_of?: string;
+  retrain_trigger?: string;
   sweep_id?: string;
   parent_run_id?: string;
   git_commit?: string;

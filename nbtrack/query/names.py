@@ -4,6 +4,7 @@ A notebook's runs are numbered ``#1``, ``#2``, … in the order they started; a 
 run executes nothing and has no number. The display name says what sets a run apart:
 
 - a re-run: ``rerun of #2 · n_estimators=30`` (the params it changed against its original);
+  a retrain (``nbtrack retrain``, which re-runs its champion on new data): ``retrain of #2``;
 - a sweep's execution: its sweep params (``lr=0.1, depth=3``); the sweep's own ``#k`` prefix,
   which every sweep repeats, is dropped: the notebook-wide number keeps labels unique;
 - a run MLflow named at random (``amazing-panda-982``): the params it changed against the
@@ -11,7 +12,7 @@ run executes nothing and has no number. The display name says what sets a run ap
 - any other name (``%nbtrack new baseline``) as given.
 
 Rows are the JSON rows of :func:`nbtrack.query.runs.runs_records` (``run_id``, ``run_name``,
-``start_time``, ``rerun_of``, ``sweep_id``, ``parent_run_id``, ``params``).
+``start_time``, ``rerun_of``, ``retrain_of``, ``sweep_id``, ``parent_run_id``, ``params``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _label(
         original = by_id.get(original_id)
         which = f"#{numbers[original_id]}" if original_id in numbers else original_id[:8]
         changes = changed_params(params, original.get("params") or {}) if original else ""
-        return f"rerun of {which}" + (f" · {changes}" if changes else "")
+        kind = "retrain" if row.get("retrain_of") else "rerun"
+        return f"{kind} of {which}" + (f" · {changes}" if changes else "")
     if is_sweep_parent(row):
         return name or f"sweep {row.get('sweep_id')}"
     if row.get("sweep_id"):
