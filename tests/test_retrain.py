@@ -166,6 +166,12 @@ def test_an_append_retrains_once_on_the_new_version(trained, capsys):
     assert (row["champion_value"], row["challenger_value"]) == (old, value)
     assert (row["better"], row["promoted"], row["registered"]) == (True, False, "")
 
+    # The run list (nbtrack runs, the panel's rows) names the champion and what moved.
+    assert main(["runs", str(nb), "--json"]) == 0
+    listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[cid]["retrain_of"] == chid and listed[cid]["origin"] == "retrain"
+    assert json.loads(listed[cid]["retrain_trigger"])[0]["current"] == before + 1
+
     # The challenger is now the latest finished run: nothing moved since it.
     assert main(["retrain", str(nb), "--metric", "val_acc"]) == 0
     assert capsys.readouterr().out == (
