@@ -14,7 +14,8 @@ SWEEP_ID = "nbtrack.sweep_id"
 RERUN_OF = "nbtrack.rerun_of"
 RETRAIN_OF = "nbtrack.retrain_of"  # a retrain (nbtrack retrain): the champion run it challenges
 # JSON list of the inputs whose newer Delta version started a retrain:
-# [{"table": <table uri>, "champion": <version the champion read>, "current": <version then>}, ...]
+# [{"table": <table uri>, "label": <as a user names it: data/train>, "champion": <version the
+#   champion read>, "current": <version the retrain read>}, ...]
 RETRAIN_TRIGGER = "nbtrack.retrain.trigger"
 PAPERMILL_INPUT = "nbtrack.papermill.input_path"
 PAPERMILL_OUTPUT = "nbtrack.papermill.output_path"
