@@ -232,14 +232,15 @@ def test_inline_panel_reads_like_the_jupyterlab_panel(tmp_path):
     assert "lr" in headers and "val_loss" in headers and "params.lr" not in headers
     assert "5.0 s" in table and "7.0 s" in table
     assert "0.9091" in table  # val_loss of lr=0.01 (1/1.1), to 4 significant digits
-    assert [label for label, _ in panel.select.options][0] == "#3 run-2 · finished · val_loss 0.9901"
+    newest = panel.chips[panel.shown_run_ids[0]]
+    assert (newest.description, newest.tooltip) == ("#3", "#3 run-2 · finished · val_loss 0.9901")
 
     panel.filter.value = "val_loss<=0.5"
-    assert [v for _, v in panel.select.options] == [project.run_ids[0]]
+    assert panel.shown_run_ids == [project.run_ids[0]]
     panel.filter.value = "depth in 3,4 lr>=0.01"
-    assert [v for _, v in panel.select.options] == project.run_ids[1::-1]
+    assert panel.shown_run_ids == project.run_ids[1::-1]
     panel.filter.value = "tst_acc>1"
-    assert panel.select.options == ()
+    assert panel.shown_run_ids == []
     assert "No column" in panel.message.value
     panel.filter.value = ""
 
@@ -248,3 +249,59 @@ def test_inline_panel_reads_like_the_jupyterlab_panel(tmp_path):
     html = panel.comparison_view.value
     assert "cell 1" in html  # the parameters cell, counted from 1 like JupyterLab does
     assert "cell 2 · figure 1" in html
+
+
+def test_inline_twin_of_a_sweep_with_a_failed_run_and_system_measures(tmp_path):
+    """``%nbtrack panel`` as the panel shows the same runs: a sweep's own run is no row and no
+    count, the system measures come last and win no star, the picker's toggles compare oldest
+    first whatever the order picked, and a failed run says why with its cell's number."""
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    pytest = __import__("pytest")
+    pytest.importorskip("ipywidgets")
+    from nbtrack.query.render import list_time
+    from nbtrack.widgets import RunsPanel
+
+    project = make_project(tmp_path / "p", (0.1, 0.01))
+    client = open_client(project.tracking_uri)
+    for run_id, memory in zip(project.run_ids, (210.0, 250.0), strict=True):
+        client.log_metric(run_id, "system/kernel_memory_mb", memory - 50, step=0)
+        client.log_metric(run_id, "system/kernel_memory_mb", memory, step=1)
+    failed = failed_run(project)
+    sweep = client.create_run(project.experiment_id, run_name="sweep 20260101-1",
+                              tags={tags.SWEEP_ID: "20260101-1", tags.SWEEP_ROLE: "parent",
+                                    tags.NOTEBOOK: project.notebook})
+    client.set_terminated(sweep.info.run_id, "FAILED")
+
+    panel = RunsPanel(project.notebook_path)
+    assert panel.title.value.endswith(" · 3 runs")  # the sweep's own run is not counted
+    assert sweep.info.run_id not in panel.shown_run_ids
+    assert [panel.chips[r].description for r in panel.shown_run_ids] == ["#3", "#2", "#1"]
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", panel.table.value)
+    assert headers[-3:] == ["accuracy", "val_loss", "system/kernel_memory_mb"]
+    assert "sweep 20260101-1" not in panel.table.value
+    assert "· val_loss " in panel.chips[project.run_ids[0]].tooltip  # a measure is never the picker's metric
+
+    panel.chips[failed].value = True  # the newest picked first …
+    panel.chips[project.run_ids[0]].value = True
+    panel.compare_button.click()
+    cmp = panel.comparison
+    assert cmp is not None and [r.run_id for r in cmp.runs] == [project.run_ids[0], failed]  # … shown oldest first
+    html = panel.comparison_view.value
+    assert ">finished<" in html and ">failed<" in html and "FINISHED" not in html
+    assert "Why it failed" in html
+    assert "failed in cell 4" in html and "ValueError</code> lr too large" in html
+    system = html.split("<h4>System</h4>", 1)[1].split("</table>", 1)[0]
+    assert ">kernel_memory_mb<" in system and ">210<" in system
+    assert "★" not in system
+    metrics = html.split("<h4>Metrics</h4>", 1)[1].split("</table>", 1)[0]
+    assert "system/" not in metrics and "★" in metrics
+    params = html.split("<h4>Params</h4>", 1)[1]
+    assert params.index("lr ≠") < params.index(">depth<")  # the param that differs first
+
+    now = datetime(2026, 3, 3, 14, 3, tzinfo=timezone.utc).astimezone()
+    assert list_time(now, now) == now.strftime("%H:%M")
+    earlier = now - timedelta(days=2)
+    assert list_time(earlier, now) == f"{earlier:%b} {earlier.day} {earlier:%H:%M}"
+    assert list_time(None, now) == ""

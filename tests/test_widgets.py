@@ -17,8 +17,9 @@ def tracked(tmp_path):
 
 def test_lists_runs_newest_first(tracked):
     panel = show_panel(tracked.notebook_path)
-    assert [value for _, value in panel.select.options] == tracked.run_ids[::-1]
-    assert "3 of 3 runs" in panel.title.value
+    assert panel.shown_run_ids == tracked.run_ids[::-1]
+    assert [panel.chips[r].description for r in panel.shown_run_ids] == ["#3", "#2", "#1"]
+    assert panel.title.value.endswith(" · 3 runs")
     assert "val_loss" in panel.table.value
     assert panel.compare_button.disabled
 
@@ -27,7 +28,7 @@ def test_every_value_is_escaped(tracked):
     panel = show_panel(tracked.notebook_path)
     assert "&lt;img src=x onerror=alert(1)&gt;" in panel.table.value
     assert XSS not in panel.table.value
-    panel.select.value = tuple(tracked.run_ids[:2])
+    panel.pick(tracked.run_ids[:2])
     panel.compare_button.click()
     html = panel.comparison_view.value
     assert "lr" in html and "0.01" in html
@@ -38,13 +39,17 @@ def test_every_value_is_escaped(tracked):
 def test_filter_sort_and_compare(tracked):
     panel = RunsPanel(tracked.notebook_path)
     panel.filter.value = "lr=0.01"
-    assert [v for _, v in panel.select.options] == [tracked.run_ids[1]]
+    assert panel.shown_run_ids == [tracked.run_ids[1]]
     assert "1 of 3 runs" in panel.title.value
     panel.filter.value = ""
     panel.sort.value = ("metrics.val_loss", True)  # lowest loss first: lr=0.1
-    assert [v for _, v in panel.select.options][0] == tracked.run_ids[0]
-    panel.select.value = tuple(tracked.run_ids[:2])
+    assert panel.shown_run_ids[0] == tracked.run_ids[0]
+    assert panel.compare_button.disabled
+    panel.chips[tracked.run_ids[1]].value = True  # picked as a user does: one toggle, then another
+    panel.chips[tracked.run_ids[0]].value = True
+    assert panel.selected == tracked.run_ids[:2]
     assert not panel.compare_button.disabled
+    assert panel.compare_button.description == "Compare 2 runs"
     panel.compare_button.click()
     assert panel.comparison is not None
     assert [r.run_id for r in panel.comparison.runs] == tracked.run_ids[:2]
@@ -75,4 +80,4 @@ def test_the_panel_displays_as_one_widget(tracked):
 def test_relative_notebook_path_and_project(tracked, monkeypatch):
     monkeypatch.chdir(tracked.root)
     panel = show_panel(NOTEBOOK)
-    assert len(panel.select.options) == 3
+    assert len(panel.shown_run_ids) == 3

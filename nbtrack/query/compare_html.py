@@ -1,8 +1,9 @@
 """A comparison of runs as HTML: ``%nbtrack compare`` shows it inline and
 ``nbtrack compare --html FILE`` saves it as a page.
 
-Sections: runs, the notebook's own MLflow runs, params (those that differ marked), inputs,
-metrics (best marked), metric curves, figures side by side, changed cells. Built from the
+Sections: runs, why failed runs failed, the notebook's own MLflow runs, params (those that
+differ first and marked), inputs, metrics (best marked), the ``system/`` measures (their peak,
+no best), metric curves (the notebook's own first), figures side by side, changed cells. Built from the
 cells of :mod:`nbtrack.query.render`, so it reads like the run list. Plots are drawn on a
 bare ``matplotlib.figure.Figure`` (never pyplot), so rendering touches no global figure state
 and nbtrack never captures its own plot as a user's figure.
@@ -17,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbtrack import tags
 from nbtrack.query.render import (
     DIFF_ROW_STYLE,
     TABLE_ATTRS,
@@ -44,9 +46,9 @@ _BEST = "font-weight:bold;color:#1a7f37"
 def render_comparison_html(comparison: Comparison) -> str:
     """The whole comparison: runs, params diff, inputs, metrics (best marked), curves, figures,
     cells."""
-    parts = ['<div class="nbtrack-compare">', _runs_section(comparison), _user_runs_section(comparison),
-             _params_section(comparison), _inputs_section(comparison),
-             _metrics_section(comparison)]
+    parts = ['<div class="nbtrack-compare">', _runs_section(comparison), _failures_section(comparison),
+             _user_runs_section(comparison), _params_section(comparison), _inputs_section(comparison),
+             _metrics_section(comparison), _system_section(comparison)]
     try:
         plot = metric_plot_uri(comparison)
     except ImportError:  # matplotlib comes with nbtrack[lab] (or any install of it)
@@ -84,7 +86,7 @@ def _runs_section(comparison: Comparison) -> str:
         info = run.to_dict()
         rows.append("<tr>" + "".join([
             td(escape(run.label)), td(escape(run.run_id), "font-family:monospace"),
-            td(escape(run.experiment_name)), td(escape(run.status)),
+            td(escape(run.experiment_name)), td(escape(run.status.lower())),
             td(escape(_local_iso(info["start_time"]))),
             td(escape(format_duration(info["duration_s"]))),
             *([td(escape(", ".join(describe(m) for m in run.models)))] if models else []),
@@ -125,12 +127,39 @@ def _user_runs_section(comparison: Comparison) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _failures_section(comparison: Comparison) -> str:
+    """Why each failed run failed: the error, its cell by position and source, where the output
+    notebook is (what the JupyterLab comparison shows; :mod:`nbtrack.query.failures`)."""
+    blocks = []
+    for run in comparison.runs:
+        error = run.error
+        if not error:
+            continue
+        cell = error.get("cell") or {}
+        where = f" in cell {cell['number']}" if cell.get("number") else ""
+        if where and isinstance(cell.get("exec_count"), int):
+            where += f" (execution [{cell['exec_count']}])"
+        source = (f'<pre style="background:#f6f8fa;padding:6px;font-size:11px">{escape(str(cell["source"]))}</pre>'
+                  if cell.get("source") else "")
+        output = error.get("output_path") or error.get("output")
+        note = (f'<div style="color:#666;font-size:11px">output notebook: {escape(str(output))}</div>'
+                if output else "")
+        blocks.append(f'<div class="nbtrack-failure"><p><b>{escape(run.label)}</b> {escape(run.status.lower())}'
+                      f'{escape(where)}: <code style="color:#b00">{escape(str(error.get("name") or ""))}</code>'
+                      f' {escape(str(error.get("value") or ""))}</p>{source}{note}</div>')
+    if not blocks:
+        return ""
+    return f"<h4>{'Why it failed' if len(blocks) == 1 else 'Why they failed'}</h4>{''.join(blocks)}"
+
+
 def _params_section(comparison: Comparison) -> str:
     params = comparison.params
     if params.empty:
         return "<h4>Params</h4><p>no params logged</p>"
     rows = []
-    for key, row in params.iterrows():
+    # The params that differ first, then by name, as the panel shows them.
+    ordered = sorted(params.iterrows(), key=lambda item: (not bool(item[1]["differs"]), str(item[0])))
+    for key, row in ordered:
         differs = bool(row["differs"])
         style = DIFF_ROW_STYLE if differs else ""
         cells = [td(escape(str(key)) + (" ≠" if differs else ""), style)]
@@ -164,12 +193,17 @@ def _inputs_section(comparison: Comparison) -> str:
             f"<b>{escape(headline)}</b></p><ul style=\"font-size:12px\">{items}</ul>")
 
 
+def _is_system(key: object) -> bool:
+    return str(key).startswith(tags.SYSTEM_METRICS)
+
+
 def _metrics_section(comparison: Comparison) -> str:
     metrics = comparison.metrics
-    if metrics.empty:
+    own = [key for key in metrics.index if not _is_system(key)]
+    if not own:
         return "<h4>Metrics</h4><p>no metrics logged</p>"
     rows = []
-    for key in metrics.index:
+    for key in own:
         direction = comparison.directions[key]
         winners = comparison.best_runs.get(key, {})
         arrow = "↓" if direction == "min" else "↑"
@@ -187,6 +221,24 @@ def _metrics_section(comparison: Comparison) -> str:
             cells.append(td(text))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (f"<h4>Metrics</h4><table {TABLE_ATTRS}><thead><tr>{th('metric (last)')}"
+            f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _system_section(comparison: Comparison) -> str:
+    """The ``system/`` measures of each run's kernel: their peak, names without the prefix and
+    no best (more memory is no better run), as ``nbtrack compare`` and the panel show them."""
+    metrics = comparison.metrics
+    keys = [key for key in metrics.index if _is_system(key)]
+    if not keys:
+        return ""
+    rows = []
+    for key in keys:
+        cells = [td(escape(str(key).removeprefix(tags.SYSTEM_METRICS)), title=str(key))]
+        for rid in comparison.run_ids:
+            peak = metrics.at[key, (rid, "best")]
+            cells.append(td("" if is_missing(peak) else _number(peak)))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<h4>System</h4><table {TABLE_ATTRS}><thead><tr>{th('measure (peak)')}"
             f"{_run_headers(comparison)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -217,7 +269,7 @@ def metric_plot_uri(comparison: Comparison) -> str | None:
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 
-    keys = sorted(curves)[:MAX_PLOTTED_METRICS]
+    keys = sorted(curves, key=lambda k: (_is_system(k), k))[:MAX_PLOTTED_METRICS]  # own metrics first
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
     figure = Figure(figsize=(4.2 * cols, 3.0 * nrows), layout="constrained")
@@ -229,8 +281,8 @@ def metric_plot_uri(comparison: Comparison) -> str | None:
             if points:
                 ax.plot([s for s, _ in points], [v for _, v in points],
                         marker=".", label=labels.get(rid, rid))
-        ax.set_title(f"{key} ({'lower' if comparison.directions.get(key) == 'min' else 'higher'}"
-                     " is better)", fontsize=9)
+        better = "lower" if comparison.directions.get(key) == "min" else "higher"
+        ax.set_title(str(key) if _is_system(key) else f"{key} ({better} is better)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)

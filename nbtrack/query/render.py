@@ -65,6 +65,18 @@ def local_time(value: Any) -> str:
         return str(value)
 
 
+def list_time(value: Any, now: datetime | None = None) -> str:
+    """A run's start as the panel's list shows it (``formatStart`` in labextension/src/format.ts):
+    ``14:03`` today, ``Mar 3 14:03`` before, in local time; missing is empty."""
+    to_datetime = getattr(value, "to_pydatetime", None)
+    moment = to_datetime() if callable(to_datetime) else value
+    if not isinstance(moment, datetime) or moment != moment:  # NaT is not equal to itself
+        return ""
+    local = moment.astimezone()
+    today = (now or datetime.now().astimezone()).astimezone().date()
+    return local.strftime("%H:%M") if local.date() == today else f"{local:%b} {local.day} {local:%H:%M}"
+
+
 def cell_text(value: Any) -> str:
     """A cell value as escaped text; missing values are an empty cell."""
     if value is None:
