@@ -34,11 +34,12 @@ from deltalake import DeltaTable, write_deltalake  # noqa: E402
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 CELLS = [
     "%load_ext nbtrack",
-    ("C = 1.0", ["parameters"]),
+    ("C = 1.0\nfit = True", ["parameters"]),
     "import nbtrack\n"
     "from sklearn.linear_model import LogisticRegression\n"
     "df = nbtrack.read_delta('data/train')\n"
-    "clf = LogisticRegression(C=C).fit(df[['x']].values, df['y'].values)\n"
+    "if fit:\n"
+    "    clf = LogisticRegression(C=C).fit(df[['x']].values, df['y'].values)\n"
     "val_acc = float(df['quality'].mean())",
 ]
 
@@ -185,7 +186,7 @@ def _alias_holder(root: Path, name: str) -> tuple[str, str]:
 
 def test_register_promotes_only_a_better_model(trained, capsys):
     nb = trained / "train.ipynb"
-    champion = finished_runs(trained)[0]
+    champion = next(r for r in finished_runs(trained) if "nbtrack.models" in r.data.tags)  # has a model
     chid, old = champion.info.run_id, champion.data.metrics["val_acc"]
     assert main(["register", chid, "--name", "churn", "--alias", "champion", "--project", str(trained)]) == 0
     assert capsys.readouterr().out == "models:/churn/1\n"
@@ -201,6 +202,13 @@ def test_register_promotes_only_a_better_model(trained, capsys):
         "not better, registered as models:/churn/2; the champion stays")
     assert _alias_holder(trained, "churn") == (chid, "1")
     assert client_for(trained).get_model_version("churn", "2").run_id == worse.info.run_id
+    # The worse challenger already read today's data: the next check does not retrain again.
+    runs, lake = all_run_ids(trained), retrain_rows(trained)
+    assert main(["retrain", str(nb), "--metric", "val_acc", "--register", "churn"]) == 0
+    assert capsys.readouterr().out == (
+        f"inputs unchanged since retrain {worse.info.run_id} of run {chid} "
+        f"(data/train v{DeltaTable(table_of(trained)).version()}); nothing to retrain\n")
+    assert all_run_ids(trained) == runs and retrain_rows(trained) == lake
 
     # Better data: enough rows of quality 1 to beat the champion's mean; the champion is still
     # the alias' run (not the latest finished one, the worse challenger).
@@ -222,6 +230,30 @@ def test_register_promotes_only_a_better_model(trained, capsys):
     # Now the alias' run read today's data.
     assert main(["retrain", str(nb), "--metric", "val_acc", "--register", "churn"]) == 0
     assert capsys.readouterr().out.startswith(f"inputs unchanged since run {better.info.run_id} ")
+
+
+def test_a_challenger_without_a_model_is_reported_then_refused(trained, capsys):
+    nb = trained / "train.ipynb"
+    write_deltalake(table_of(trained), rows([1.0] * 2), mode="append")
+    runs, lake = all_run_ids(trained), retrain_rows(trained)
+    code = main(["retrain", str(nb), "--metric", "val_acc", "--register", "bare", "-p", "fit=False",
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 3
+    new = all_run_ids(trained) - runs
+    assert len(new) == 1
+    cid = new.pop()
+    assert client_for(trained).get_run(cid).info.status == "FINISHED"
+    lines = captured.out.splitlines()
+    assert lines[0] == "champion vs challenger on val_acc"  # the report first...
+    assert f"not registered (run {cid[:8]} has no model: " in lines[-1]
+    assert lines[-1].endswith("; the champion stays")
+    assert captured.err == (  # ...then why nothing was registered
+        f"nbtrack retrain: run {cid[:8]} has no model: a run logs one when a top-level variable holds a "
+        "fitted model at its end, or with nbtrack.log_model(model)\n")
+    assert client_for(trained).search_registered_models("name = 'bare'") == []
+    added = retrain_rows(trained)[len(lake):]
+    assert [(r["challenger"], r["promoted"], r["registered"]) for r in added] == [(cid, False, "")]
 
 
 def test_watch_notices_an_append_within_two_intervals(trained):

@@ -76,6 +76,8 @@ class RetrainDecision:
     registered: str | None = None
     retrain_id: str | None = None
     checked_at: float = field(default_factory=time.time)  # when the check began (epoch seconds)
+    #: Why the challenger's model could not be registered (no model, a name clash); not promoted.
+    registration_error: NbtrackError | None = None
 
     @property
     def promoted(self) -> bool:
@@ -103,6 +105,9 @@ class RetrainDecision:
         values = (f"{self.metric} {_number(self.challenger_value)} vs {_number(self.champion_value)}, "
                   f"{better} is better")
         registered = f", registered as {self.registered}" if self.registered else ""
+        if self.registration_error is not None:
+            verdict = "better" if self.better else "not better"
+            return f"{head}; {values}: {verdict}, not registered ({self.registration_error}); the champion stays"
         if self.promoted:
             return f"{head}; {values}: better, promoted: {self.registered} is the champion"
         if self.better:
@@ -122,6 +127,7 @@ class RetrainDecision:
             "status": self.status, "error": self.error, "output": self.output,
             "better": self.better, "promoted": self.promoted, "registered": self.registered,
             "retrain_id": self.retrain_id, "checked_at": self.checked_at,
+            "registration_error": None if self.registration_error is None else str(self.registration_error),
         }
 
 
@@ -188,6 +194,8 @@ def retrain(
 
     from nbtrack.batch.rerun import rerun
 
+    if name is not None:
+        _check_registered_name(ref, name, champion)  # another notebook's model: refused before running
     trigger = json.dumps(trigger_records(moved, root))
     label = run.data.tags.get(tags.RUN_NAME) or champion[:8]
     frame = rerun(
@@ -206,15 +214,12 @@ def retrain(
         unchanged, outcome="retrained", challenger=challenger, challenger_inputs=read, trigger=moved,
         challenger_value=value, status=status, error=row["error"] or None, output=str(row["output"]),
         better=better, retrain_id=uuid.uuid4().hex)
-    problem: NbtrackError | None = None
     if name is not None and status == "FINISHED":
         try:
             decision = _register(decision, ref, name, warn)
-        except NbtrackError as exc:  # the retrain happened: its row is written, then the error told
-            problem = exc
+        except NbtrackError as exc:  # the retrain happened: the decision says why nothing was promoted
+            decision = replace(decision, registration_error=exc)
     record(ref, decision, warn=warn)
-    if problem is not None:
-        raise problem
     return decision
 
 
@@ -267,6 +272,16 @@ def _earlier_challenger(ref: StoreRef, champion: str, latest: Mapping[str, int])
         if status in ("FINISHED", "FAILED") and recorded_versions(ref, run_id) == latest:
             return run_id
     return None
+
+
+def _check_registered_name(ref: StoreRef, name: str, champion: str) -> None:
+    """``name`` must not hold another notebook's models (``nbtrack register``'s rule, asked before the
+    challenger runs rather than after)."""
+    from nbtrack.registry.register import check_clash, global_tracking_uri, mlflow_errors
+
+    with mlflow_errors(), global_tracking_uri(ref.tracking_uri):
+        client = ref.client()
+        check_clash(client, name, client.get_run(champion), force=False)
 
 
 def _register(decision: RetrainDecision, ref: StoreRef, name: str,

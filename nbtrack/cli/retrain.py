@@ -7,9 +7,10 @@ each read, and a last line with the decision. ``--watch SECONDS`` checks again e
 until Ctrl-C or SIGTERM (exit 0), one status line per check.
 
 Exit codes: 0 unchanged, retrained or promoted; 2 bad usage (an unknown metric, a champion
-that recorded no inputs, a catalog table without Spark); 3 not found (a notebook without runs,
-an input table gone or vacuumed past the recorded version, a challenger without a model to
-register); 4 store unavailable; 5 the challenger's execution failed.
+that recorded no inputs, a catalog table without Spark, a registered model of another
+notebook); 3 not found (a notebook without runs, an input table gone or vacuumed past the
+recorded version, a challenger without a model to register: after its report); 4 store
+unavailable; 5 the challenger's execution failed.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is None:
         decision = _check(args, params, warn)
         _show(args, decision, stamp=False)
+        if decision.registration_error is not None:
+            err.print(f"nbtrack retrain: {decision.registration_error}", highlight=False, soft_wrap=True)
+            return decision.registration_error.exit_code
         return ExecutionFailed.exit_code if decision.status not in (None, "FINISHED") else 0
     checks = 0
     try:
