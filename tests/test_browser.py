@@ -83,6 +83,19 @@ class Lab:
     env: dict[str, str]
 
 
+WIDGET_MANAGER = "@jupyter-widgets/jupyterlab-manager"
+
+
+def widget_manager() -> Path | None:
+    """ipywidgets' lab extension as installed (in a venv --system-site-packages, under the base
+    interpreter: JupyterLab would not look there), or None."""
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        found = Path(prefix) / "share" / "jupyter" / "labextensions" / WIDGET_MANAGER
+        if (found / "package.json").exists():
+            return found
+    return None
+
+
 def jupyter_env(home: Path) -> dict[str, str]:
     """An environment seeing this checkout's built panel, and nothing of the user's config."""
     share = home / "share" / "jupyter"
@@ -90,6 +103,11 @@ def jupyter_env(home: Path) -> dict[str, str]:
     link = share / "labextensions" / "nbtrack"
     if not link.exists():
         link.symlink_to(LABEXTENSION, target_is_directory=True)
+    widgets = widget_manager()  # %nbtrack panel's widgets draw in JupyterLab through it
+    manager = share / "labextensions" / WIDGET_MANAGER
+    if widgets is not None and not manager.exists():
+        manager.parent.mkdir(parents=True, exist_ok=True)
+        manager.symlink_to(widgets, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "MLFLOW_", "JPY_"))}
     env.update(
         JUPYTER_PATH=str(share),
@@ -408,6 +426,14 @@ def test_the_list_fits_the_default_sidebar(lab: Lab, page: Any) -> None:
     assert abs(box(rows.first.locator(".nbtrack-name"))["x"] - name_x) < 1, "the name column scrolled away"
     assert inside(box(panel.locator(".nbtrack-count")), panel_box)
     expect(panel.locator(".nbtrack-count")).to_contain_text("runs")
+    # The kernel's system/ measures are no default column: the notebook's own metrics are.
+    headers = panel.locator("thead th").all_inner_texts()
+    assert not [h for h in headers if h.startswith("system/")], headers
+    # Selecting runs keeps the counts on one line (the Compare button counts the selected).
+    rows.nth(0).locator("input.nbtrack-select").check()
+    rows.nth(1).locator("input.nbtrack-select").check()
+    expect(panel.locator("button.nbtrack-compare-button")).to_have_text("Compare 2 runs")
+    assert box(panel.locator(".nbtrack-count"))["height"] < 24, "the counts wrap or are cut"
 
     # The column picker adds a column; the metric picker changes the row's metric.
     panel.locator("button.nbtrack-columns-button").click()
@@ -493,8 +519,19 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     metric_cells = view.locator('.nbtrack-metrics tr[data-metric="val_loss"] td[data-run-id]')
     expect(metric_cells).to_have_count(3)
     expect(view.locator('.nbtrack-metrics tr[data-metric="val_loss"] .nbtrack-star')).to_have_count(1)
+    # The kernel's system/ measures are no results: not among the metrics, no star, no prefix.
+    expect(view.locator('.nbtrack-metrics tr[data-metric^="system/"]')).to_have_count(0)
+    expect(view.locator(".nbtrack-system .nbtrack-star")).to_have_count(0)
+    assert not [k for k in view.locator(".nbtrack-system td.nbtrack-key").all_inner_texts() if "/" in k]
+    # Every action on a run is whole in its column: no button cut to "…".
+    for action in view.locator(".nbtrack-run-actions button").all():
+        assert action.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), f"{action.inner_text()!r} is cut"
+        assert inside(box(action), box(action.locator("xpath=ancestor::td[1]"))), f"{action.inner_text()!r} overflows"
 
     # Curves: hovering shows each run's value at that step; the legend is shorter than the chart.
+    order = view.locator(".nbtrack-chart").evaluate_all("charts => charts.map(c => c.dataset.metric)")
+    own = [m for m in order if not m.startswith("system/")]
+    assert order[:len(own)] == own and "val_loss" in own, f"the notebook's curves are not first: {order}"
     chart = view.locator('.nbtrack-chart[data-metric="val_loss"]')
     chart.scroll_into_view_if_needed()
     plot = chart.locator(".u-over")
@@ -608,6 +645,10 @@ def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page:
     expect(error).to_be_visible()
     expect(error).to_contain_text("AssertionError: lr too large: 5")
     assert inside(box(error), box(panel)), "the error is cut off"
+    assert error.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), "the error message is cut short"
+    # The sweep's best is a finished run's: the failed run's last value is no result.
+    best = row_of(panel, "0.2").locator(".nbtrack-metric-cell").inner_text()
+    expect(group.locator(".nbtrack-metric-cell")).to_have_text(best)
     error.click()
     view = page.locator("#nbtrack-comparison")
     failure = view.locator(".nbtrack-failure")
@@ -628,6 +669,53 @@ def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page:
     sweep_view = page.locator("#nbtrack-sweep")
     expect(sweep_view.locator("svg.nbtrack-parallel polyline")).to_have_count(2)
     expect(sweep_view.locator("svg.nbtrack-scatter")).to_have_count(1)
+
+
+def test_the_inline_twin_in_a_notebook(lab: Lab, page: Any) -> None:
+    """`%nbtrack panel`'s widget (for where there is no sidebar) drawn in a notebook's output:
+    the list reads as the sidebar's, runs are picked by compact #n toggles, and the picked runs
+    are compared oldest first."""
+    from playwright.sync_api import expect
+
+    if widget_manager() is None:
+        pytest.skip("ipywidgets' JupyterLab extension is not installed")
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(f"from nbtrack.widgets import show_panel\nshow_panel({NOTEBOOK!r})")]
+    nbformat.write(nb, lab.root / "inline.ipynb")
+    page.goto(f"{lab.url}/lab/tree/inline.ipynb?reset&token={lab.token}")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
+    chips = output.locator("button.widget-toggle-button")
+    expect(chips.first).to_be_visible(timeout=120_000)
+    numbers = [int(t.strip().lstrip("#")) for t in chips.all_inner_texts()]
+    assert numbers == sorted(numbers, reverse=True), numbers  # newest first, as the list
+    expect(output.locator(".widget-html").first).to_contain_text(f"{NOTEBOOK} · {len(numbers)} runs")
+    headers = output.locator("table").first.locator("th").all_inner_texts()
+    assert headers[:5] == ["#", "run", "status", "start", "duration"], headers
+    assert "lr" in headers and not [h for h in headers if h.startswith(("params.", "metrics."))]
+    own = [h for h in headers if h in ("accuracy", "val_loss")]
+    assert headers.index(own[-1]) < min((i for i, h in enumerate(headers) if h.startswith("system/")),
+                                        default=len(headers)), "system measures before the notebook's metrics"
+    assert re.fullmatch(r"#\d+ .+ · (finished|failed|running|killed)( · val_loss \S+)?",
+                        chips.first.get_attribute("title") or ""), chips.first.get_attribute("title")
+    rows_of_chips = {round(box(chips.nth(i))["y"]) for i in range(chips.count())}
+    assert len(rows_of_chips) <= 2, "the run picker is not compact"
+
+    compare = output.locator("button.widget-button", has_text="Compare")
+    expect(compare).to_be_disabled()
+    chips.last.click()  # the oldest run, then a newer one: compared oldest first all the same
+    chips.nth(chips.count() - 2).click()
+    expect(compare).to_have_text("Compare 2 runs")
+    expect(compare).to_be_enabled()
+    compare.click()
+    params = output.locator("h4:text-is('Params') + table")
+    expect(params).to_be_visible(timeout=30_000)
+    heads = params.locator("thead th").all_inner_texts()
+    assert [h.split()[0] for h in heads[1:]] == [f"#{numbers[-1]}", f"#{numbers[-2]}"], heads
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "inline.png"))
 
 
 def test_network_errors_say_what_is_wrong_and_mark_the_list_stale(lab: Lab, page: Any) -> None:

@@ -17,6 +17,7 @@ import { cellName, formatDuration, formatNum, formatParam, runColor } from './fo
 import { jobLine, rerunForm } from './forms';
 import { ITrackedJob, JobTracker } from './jobs';
 import { apiUrl, describeError, requestAPI } from './request';
+import { SYSTEM_PREFIX, isSystemMetric } from './table';
 import { ICompareRun, IComparison, IRunAction, IRunName } from './tokens';
 
 export interface IComparisonOptions {
@@ -150,6 +151,7 @@ export class ComparisonWidget extends Widget {
       failed.length ? section(failed.length === 1 ? 'Why it failed' : 'Why they failed', 'failures', ...failed.map(run => this._failure(cmp, run))) : null,
       this._paramsSection(cmp),
       section('Metrics', 'metrics', this._metricsTable(cmp)),
+      this._systemSection(cmp),
       this._curvesSection(cmp),
       this._figuresSection(cmp),
       section('Changed cells', 'cells', this._cells(cmp)),
@@ -355,10 +357,11 @@ export class ComparisonWidget extends Widget {
   }
 
   private _metricsTable(cmp: IComparison): HTMLElement {
-    if (cmp.metrics.length === 0) {
+    const metrics = cmp.metrics.filter(m => !isSystemMetric(m.key));
+    if (metrics.length === 0) {
       return h('p', { class: 'nbtrack-muted' }, 'No metrics logged.');
     }
-    const rows = cmp.metrics.map(metric =>
+    const rows = metrics.map(metric =>
       h(
         'tr',
         { 'data-metric': metric.key },
@@ -392,8 +395,32 @@ export class ComparisonWidget extends Widget {
     return h('div', {}, this._table(cmp, 'metric', 'nbtrack-metrics', rows));
   }
 
+  /** What the delivery process measured of each run's kernel: its peak, no "best" (more
+   * memory is no better run), names without their `system/` prefix. */
+  private _systemSection(cmp: IComparison): HTMLElement | null {
+    const measures = cmp.metrics.filter(m => isSystemMetric(m.key));
+    if (!measures.length) {
+      return null;
+    }
+    const rows = measures.map(measure =>
+      h(
+        'tr',
+        { 'data-metric': measure.key },
+        h('td', { class: 'nbtrack-key', title: measure.key }, measure.key.slice(SYSTEM_PREFIX.length)),
+        ...cmp.runs.map(run => {
+          const value = measure.values[run.run_id];
+          return value
+            ? h('td', { class: 'nbtrack-num', 'data-run-id': run.run_id, title: `peak over ${value.steps} sample${value.steps === 1 ? '' : 's'}` }, formatNum(value.best))
+            : h('td', { class: 'nbtrack-missing', 'data-run-id': run.run_id }, '—');
+        })
+      )
+    );
+    return section('System', 'system', h('p', { class: 'nbtrack-muted' }, "Each run's kernel, sampled from outside it: the peak."), this._table(cmp, 'measure', 'nbtrack-system', rows));
+  }
+
   private _curvesSection(cmp: IComparison): HTMLElement | null {
-    const keys = Object.keys(cmp.histories).sort();
+    // The notebook's own metrics first, then the system measures.
+    const keys = Object.keys(cmp.histories).sort((a, b) => Number(isSystemMetric(a)) - Number(isSystemMetric(b)) || a.localeCompare(b));
     const width = this._chartWidth();
     this._charts = keys
       .map(key => MetricChart.create(key, cmp.histories[key], cmp.runs, this._names, width, this._chartView))

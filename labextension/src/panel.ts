@@ -380,7 +380,7 @@ export class NbtrackPanel extends Widget implements INbtrackPanel {
     const total = capped ? `the newest ${executions.length}` : String(executions.length);
     this._count.textContent = this._filter.trim()
       ? `${matched} of ${total} runs`
-      : `${total} run${executions.length === 1 ? '' : 's'}${this._selected.size ? ` · ${this._selected.size} selected` : ''}`;
+      : `${total} run${executions.length === 1 ? '' : 's'}`; // the Compare button counts the selected ones
     this._count.title = capped ? `The panel lists the newest ${reply.limit} runs (c.NbtrackService.max_runs).` : '';
     if (filter.errors.length) {
       this._showHint(filter.errors.join(' '), 'error');

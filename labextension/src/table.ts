@@ -116,7 +116,15 @@ export function keyParams(runs: IRunRow[], limit = 3): string[] {
     .map(([key]) => key);
 }
 
-/** Metrics by how many runs logged them, then by name. */
+/** What the delivery process measured of the kernel (`system/kernel_memory_mb`): a
+ * measure, not a result. It never wins a "best", and comes after the notebook's own metrics. */
+export const SYSTEM_PREFIX = 'system/';
+
+export function isSystemMetric(metric: string): boolean {
+  return metric.startsWith(SYSTEM_PREFIX);
+}
+
+/** Metrics by how many runs logged them, then by name; the notebook's own before system ones. */
 export function keyMetrics(runs: IRunRow[], limit = 3): string[] {
   const counts = new Map<string, number>();
   for (const run of runs) {
@@ -125,22 +133,25 @@ export function keyMetrics(runs: IRunRow[], limit = 3): string[] {
     }
   }
   return [...counts.entries()]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .sort((a, b) => Number(isSystemMetric(a[0])) - Number(isSystemMetric(b[0])) || b[1] - a[1] || a[0].localeCompare(b[0]))
     .slice(0, limit)
     .map(([key]) => key);
 }
 
 /** The metric a row shows next to the name: the user's choice while runs have it, else the
- * most logged one (a validation or test score before a training one, when equally common). */
+ * most logged of the notebook's own (a validation or test score before a training one, when
+ * equally common); a system measure only when the runs logged nothing else. */
 export function chooseMetric(runs: IRunRow[], wanted: string | null): string | null {
   const metrics = keyMetrics(runs, 1000);
   if (wanted && metrics.includes(wanted)) {
     return wanted;
   }
+  const own = metrics.filter(m => !isSystemMetric(m));
+  const candidates = own.length ? own : metrics;
   const counts = new Map<string, number>();
   runs.forEach(r => Object.keys(r.metrics).forEach(k => counts.set(k, (counts.get(k) ?? 0) + 1)));
-  const top = Math.max(0, ...counts.values());
-  const common = metrics.filter(m => counts.get(m) === top);
+  const top = Math.max(0, ...candidates.map(m => counts.get(m) ?? 0));
+  const common = candidates.filter(m => counts.get(m) === top);
   return common.find(m => /(^|_)(val|valid|test)(_|$)/.test(m)) ?? common[0] ?? null;
 }
 
@@ -155,7 +166,7 @@ export function availableColumns(runs: IRunRow[]): string[] {
   return [
     ...FIELD_COLUMNS,
     ...[...params].sort().map(k => `params.${k}`),
-    ...[...metrics].sort().map(k => `metrics.${k}`)
+    ...[...metrics].sort((a, b) => Number(isSystemMetric(a)) - Number(isSystemMetric(b)) || a.localeCompare(b)).map(k => `metrics.${k}`)
   ];
 }
 
@@ -166,7 +177,7 @@ export function defaultColumns(runs: IRunRow[], metric: string | null): string[]
     'duration',
     ...keyParams(runs).map(k => `params.${k}`),
     ...keyMetrics(runs, 3)
-      .filter(k => k !== metric)
+      .filter(k => k !== metric && !isSystemMetric(k))
       .slice(0, 2)
       .map(k => `metrics.${k}`)
   ];
@@ -243,9 +254,13 @@ export function listItems(all: IRunRow[], shown: IRunRow[], collapsed: Set<strin
   return items;
 }
 
-/** The best value of a metric among runs (by the direction rule), or null. */
+/** The best value of a metric among runs (by the direction rule), or null. A failed run's
+ * last value is no result: the best comes from the runs that did not fail. */
 export function bestValue(runs: IRunRow[], metric: string): number | null {
-  const values = runs.map(r => toNumber(r.metrics[metric])).filter(v => isFinite(v));
+  const values = runs
+    .filter(r => r.status !== 'FAILED' && r.status !== 'KILLED')
+    .map(r => toNumber(r.metrics[metric]))
+    .filter(v => isFinite(v));
   if (!values.length) {
     return null;
   }

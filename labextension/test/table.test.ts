@@ -6,6 +6,7 @@ import {
   chooseMetric,
   defaultColumns,
   defaultDescending,
+  isSystemMetric,
   keyParams,
   listItems,
   lowerIsBetter,
@@ -59,6 +60,40 @@ describe('metric direction', () => {
     expect(bestValue(runs, 'val_loss')).toBe(0.2);
     expect(bestValue(runs, 'test_acc')).toBe(0.96);
     expect(bestValue(runs, 'nothing')).toBeNull();
+  });
+
+  it("takes no failed run's last value for the best", () => {
+    const runs = [run({ lr: '0.2' }, { val_loss: 0.14 }), run({ lr: '5' }, { val_loss: 0.0066 }, { status: 'FAILED' })];
+    expect(bestValue(runs, 'val_loss')).toBe(0.14);
+    expect(bestValue([runs[1]], 'val_loss')).toBeNull();
+  });
+});
+
+describe('system measures', () => {
+  const runs = [
+    run({ lr: '0.1' }, { 'system/kernel_memory_mb': 212, 'system/kernel_cpu_percent': 51, accuracy: 0.5 }),
+    run({ lr: '0.2' }, { 'system/kernel_memory_mb': 213, 'system/kernel_cpu_percent': 40, accuracy: 0.6, val_loss: 0.2 })
+  ];
+
+  it('are told apart by their prefix', () => {
+    expect(isSystemMetric('system/kernel_memory_mb')).toBe(true);
+    expect(isSystemMetric('val_loss')).toBe(false);
+  });
+
+  it("are never the row's metric while the notebook logged one of its own", () => {
+    expect(chooseMetric(runs, null)).toBe('accuracy');
+    expect(chooseMetric(runs, 'system/kernel_memory_mb')).toBe('system/kernel_memory_mb'); // the user's pick stands
+    expect(chooseMetric([run({}, { 'system/kernel_memory_mb': 1 })], null)).toBe('system/kernel_memory_mb');
+  });
+
+  it("are no default column, and come after the notebook's metrics in the picker", () => {
+    expect(defaultColumns(runs, 'accuracy')).toEqual(['start', 'duration', 'params.lr', 'metrics.val_loss']);
+    expect(availableColumns(runs).filter(c => c.startsWith('metrics.'))).toEqual([
+      'metrics.accuracy',
+      'metrics.val_loss',
+      'metrics.system/kernel_cpu_percent',
+      'metrics.system/kernel_memory_mb'
+    ]);
   });
 });
 
