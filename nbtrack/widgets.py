@@ -251,6 +251,8 @@ class RunsPanel:
         return next((k for k in common if re.search(r"(^|_)(val|valid|test)(_|$)", k)), common[0])
 
     def _selection_changed(self) -> None:
+        for chip in self.chips.values():  # a picked run stands out in any theme
+            chip.button_style = "info" if chip.value else ""
         n = len(self.selected)
         self.compare_button.disabled = n < 2
         self.compare_button.description = f"Compare {n} runs" if n >= 2 else "Compare (pick 2 or more)"

@@ -48,6 +48,7 @@ def test_filter_sort_and_compare(tracked):
     panel.chips[tracked.run_ids[1]].value = True  # picked as a user does: one toggle, then another
     panel.chips[tracked.run_ids[0]].value = True
     assert panel.selected == tracked.run_ids[:2]
+    assert [panel.chips[r].button_style for r in panel.shown_run_ids] == ["info", "info", ""]
     assert not panel.compare_button.disabled
     assert panel.compare_button.description == "Compare 2 runs"
     panel.compare_button.click()
