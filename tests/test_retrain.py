@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import client_for, stop_daemons, wait_for, write_notebook
+from helpers import client_for, stop_daemons, wait_for, write_notebook
 
 from nbtrack.cli.main import main
 
@@ -258,7 +258,7 @@ def test_a_challenger_without_a_model_is_reported_then_refused(trained, capsys):
 
 def test_watch_notices_an_append_within_two_intervals(trained):
     nb = trained / "train.ipynb"
-    interval = 2.0
+    interval = 3.0
     runs, lake = all_run_ids(trained), retrain_rows(trained)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nbtrack", "retrain", str(nb), "--metric", "val_acc",

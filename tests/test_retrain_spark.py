@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import client_for, wait_for, write_notebook
+from helpers import client_for, wait_for, write_notebook
 
 pytestmark = [pytest.mark.kernel, pytest.mark.spark]
 
