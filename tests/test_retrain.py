@@ -115,6 +115,11 @@ def test_unchanged_inputs_create_nothing(trained, capsys):
     captured = capsys.readouterr()
     assert captured.out == f"inputs unchanged since run {champion} (data/train v{version}); nothing to retrain\n"
     assert captured.err == ""
+    assert main(["retrain", str(nb), "--metric", "val_acc", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["outcome"], answer["champion"], answer["challenger"], answer["promoted"]) == (
+        "unchanged", champion, None, False)
+    assert answer["champion_inputs"] == {table_of(trained): version} and answer["direction"] == "max"
     import nbtrack
 
     decision = nbtrack.retrain(str(nb), "val_acc")

@@ -72,7 +72,10 @@ def test_retrain_through_spark_on_sail(project, spark):
 
     assert retrain("train.ipynb", "val_acc", backend="spark", spark=spark).outcome == "unchanged"
     _write(spark, table, [1.0] * 4)  # Spark's append: version 1
-    decision = retrain("train.ipynb", "val_acc", backend="spark", spark=spark)
+    events: list[dict[str, Any]] = []
+    decision = retrain("train.ipynb", "val_acc", backend="spark", spark=spark, progress=events.append)
+    assert events[-1]["state"] == "done" and events[-1]["status"] == "FINISHED"  # the re-run's progress
+    assert {e["run_id"] for e in events if "run_id" in e} == {decision.challenger}
 
     assert decision.outcome == "retrained" and decision.status == "FINISHED"
     assert decision.champion == champion.info.run_id
