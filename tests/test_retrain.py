@@ -177,6 +177,11 @@ def test_an_append_retrains_once_on_the_new_version(trained, capsys):
     listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
     assert listed[cid]["retrain_of"] == chid and listed[cid]["origin"] == "retrain"
     assert json.loads(listed[cid]["retrain_trigger"])[0]["current"] == before + 1
+    from nbtrack.server.service import NbtrackService
+
+    rows_ = {r["run_id"]: r for r in NbtrackService(root_dir=str(trained)).runs("train.ipynb")["runs"]}
+    assert rows_[cid]["label"] == f"retrain of #{rows_[chid]['number']}"  # what the sidebar shows
+    assert rows_[cid]["retrain_trigger"] == listed[cid]["retrain_trigger"]
 
     # The challenger is now the latest finished run: nothing moved since it.
     assert main(["retrain", str(nb), "--metric", "val_acc"]) == 0
