@@ -291,6 +291,11 @@ def open_panel(page: Any, lab: Lab, notebook: str = NOTEBOOK) -> Any:
     """Open the notebook in JupyterLab, then the nbtrack sidebar, as it is (never widened)."""
     page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    return open_sidebar(page)
+
+
+def open_sidebar(page: Any) -> Any:
+    """Open the nbtrack sidebar of the page's JupyterLab as it is (never widened)."""
     page.locator('.jp-SideBar li[data-id="nbtrack-panel"]').click()
     panel = page.locator("#nbtrack-panel")
     panel.wait_for(state="visible")
@@ -496,6 +501,14 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     notebook = box(page.locator(".jp-NotebookPanel").first)
     assert area["x"] >= notebook["x"] + notebook["width"] - 2, "the comparison is not beside the notebook"
 
+    # One truth: each run's duration reads the same in the list and in the comparison.
+    listed = {row_of(panel, lr).locator(".nbtrack-number").inner_text(): row_of(panel, lr).locator(
+        'td:nth-child(' + str(1 + panel.locator("thead th").all_inner_texts().index("duration")) + ')').inner_text()
+        for lr in ("0.1", "0.01", "0.001")}
+    compared = dict(zip([h.strip() for h in view.locator(".nbtrack-runs-grid th.nbtrack-run-head").all_inner_texts()],
+                        view.locator('.nbtrack-runs-grid tr[data-row="duration"] td.nbtrack-num').all_inner_texts(),
+                        strict=True))
+    assert compared == listed and all(re.fullmatch(r"\d+(\.\d)? s", d) for d in listed.values()), (listed, compared)
     heads = view.locator(".nbtrack-params th.nbtrack-run-head")
     expect(heads).to_have_count(3)
     xs = []
@@ -542,7 +555,27 @@ def test_compare_three_runs_side_by_side(lab: Lab, page: Any) -> None:
     expect(readout.locator(".nbtrack-readout-row")).to_have_count(3)
     expect(readout.locator(".nbtrack-readout-step")).to_contain_text("step")
     assert all(re.search(r"\d", t) for t in readout.locator(".nbtrack-readout-row").all_inner_texts())
+    values = [float(v) for v in readout.locator(".nbtrack-readout-row .nbtrack-num").all_inner_texts()]
+    assert values == sorted(values), f"val_loss: the lowest (best) value is not first: {values}"
     assert box(chart.locator(".nbtrack-legend"))["height"] < plot_box["height"]
+    # Dragging zooms into some steps and says so; a double-click shows them all again.
+    zoom = chart.locator(".nbtrack-zoom-note")
+    y = plot_box["y"] + plot_box["height"] * 0.5
+    page.mouse.move(plot_box["x"] + plot_box["width"] * 0.05, y)
+    page.mouse.down()
+    page.mouse.move(plot_box["x"] + plot_box["width"] * 0.4, y, steps=8)
+    page.mouse.up()
+    expect(zoom).to_be_visible()
+    expect(zoom).to_contain_text("double-click to see all")
+    plot.dblclick()
+    expect(zoom).to_be_hidden()
+    # Smoothing: the readout gives the raw value and the smoothed one (~).
+    view.locator("input.nbtrack-smoothing").fill("0.6")
+    expect(view.locator("span.nbtrack-num").filter(has_text="0.60")).to_have_count(1)
+    plot_box = box(chart.locator(".u-over"))
+    page.mouse.move(plot_box["x"] + plot_box["width"] * 0.95, plot_box["y"] + plot_box["height"] * 0.5)
+    expect(chart.locator(".nbtrack-readout")).to_contain_text("~")
+    view.locator("input.nbtrack-smoothing").fill("0")
     view.locator("input.nbtrack-log").check()
     expect(chart.locator("canvas")).to_be_visible()
     wide = box(chart.locator("canvas"))["width"]
@@ -703,6 +736,9 @@ def test_the_inline_twin_in_a_notebook(lab: Lab, page: Any) -> None:
     rows_of_chips = {round(box(chips.nth(i))["y"]) for i in range(chips.count())}
     assert len(rows_of_chips) <= 2, "the run picker is not compact"
 
+    inline = {f"#{cells[0]}": cells[4] for cells in (
+        row.locator("td").all_inner_texts() for row in output.locator("table").first.locator("tbody tr").all())}
+
     compare = output.locator("button.widget-button", has_text="Compare")
     expect(compare).to_be_disabled()
     chips.last.click()  # the oldest run, then a newer one: compared oldest first all the same
@@ -716,6 +752,20 @@ def test_the_inline_twin_in_a_notebook(lab: Lab, page: Any) -> None:
     assert [h.split()[0] for h in heads[1:]] == [f"#{numbers[-1]}", f"#{numbers[-2]}"], heads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "inline.png"))
+
+    # One truth: the inline list's durations are the sidebar's, run by run.
+    page.locator(".jp-DirListing-content").get_by_text(NOTEBOOK, exact=True).dblclick()
+    panel = open_sidebar(page)
+    expect(panel.locator(".nbtrack-title")).to_have_text(NOTEBOOK)
+    expect(panel.locator("tr[data-run-id]").first).to_be_visible()
+    duration_column = panel.locator("thead th").all_inner_texts().index("duration")
+    checked = 0
+    for row in panel.locator("tr[data-run-id]").all():
+        number = row.locator(".nbtrack-number").inner_text()
+        if number in inline:
+            assert row.locator("td").nth(duration_column).inner_text() == inline[number], number
+            checked += 1
+    assert checked == len(inline), (checked, inline)
 
 
 def test_network_errors_say_what_is_wrong_and_mark_the_list_stale(lab: Lab, page: Any) -> None:

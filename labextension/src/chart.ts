@@ -9,6 +9,7 @@ import uPlot from 'uplot';
 import { runHeading, smooth } from './comparison';
 import { h, swatch } from './dom';
 import { formatNum, runColor, toNumber } from './format';
+import { lowerIsBetter } from './table';
 import { ICompareRun, IRunName, Num } from './tokens';
 
 export interface IChartView {
@@ -37,6 +38,7 @@ export class MetricChart {
   private _width: number;
   private _view: IChartView;
   private _note: HTMLElement;
+  private _zoomNote: HTMLElement;
   private _colors: string[];
 
   static create(
@@ -83,6 +85,7 @@ export class MetricChart {
     this._readout = h('div', { class: 'nbtrack-readout', role: 'status', hidden: true });
     this._plotHost = h('div', { class: 'nbtrack-plot' });
     this._note = h('span', { class: 'nbtrack-chart-note' });
+    this._zoomNote = h('span', { class: 'nbtrack-chart-note nbtrack-zoom-note', hidden: true });
     const legend = h(
       'div',
       { class: 'nbtrack-legend' },
@@ -105,7 +108,7 @@ export class MetricChart {
     this.node = h(
       'div',
       { class: 'nbtrack-chart', 'data-metric': metric },
-      h('div', { class: 'nbtrack-chart-title' }, h('span', {}, metric), this._note),
+      h('div', { class: 'nbtrack-chart-title' }, h('span', {}, metric), this._note, this._zoomNote),
       h('div', { class: 'nbtrack-plot-area' }, this._plotHost, this._readout),
       legend
     );
@@ -159,9 +162,20 @@ export class MetricChart {
       ],
       legend: { show: false },
       cursor: { drag: { x: true, y: false }, points: { size: 6 } },
-      hooks: { setCursor: [u => this._showReadout(u)] }
+      hooks: { setCursor: [u => this._showReadout(u)], setScale: [(u, key) => key === 'x' && this._showZoom(u)] }
     };
+    this._zoomNote.hidden = true;
     this._plot = new uPlot(options, data, this._plotHost);
+  }
+
+  /** Say when the chart shows a part of the steps (a drag zoomed in), and how to undo it. */
+  private _showZoom(u: uPlot): void {
+    const { min, max } = u.scales.x;
+    const first = this._steps[0];
+    const last = this._steps[this._steps.length - 1];
+    const zoomed = min !== undefined && max !== undefined && (min > first || max < last);
+    this._zoomNote.hidden = !zoomed;
+    this._zoomNote.textContent = zoomed ? ` · steps ${formatNum(min!)}–${formatNum(max!)} (double-click to see all)` : '';
   }
 
   /** Every run's value at the hovered step, best first, next to the cursor. */
@@ -176,7 +190,8 @@ export class MetricChart {
     const rows = this._runs
       .map((run, i) => ({ run, i, raw: this._raw[i][idx], shown: (u.data[i + 1] as (number | null)[])[idx] }))
       .filter(r => r.raw !== null && u.series[r.i + 1].show !== false);
-    rows.sort((a, b) => (b.raw as number) - (a.raw as number));
+    const sign = lowerIsBetter(this.metric) ? 1 : -1; // the best value first
+    rows.sort((a, b) => sign * ((a.raw as number) - (b.raw as number)));
     this._readout.replaceChildren(
       h('div', { class: 'nbtrack-readout-step' }, `step ${step}`),
       ...rows.map(r =>
