@@ -130,7 +130,8 @@ def rerun(
               cwd=str(cwd), kernel_name=kernel_name, timeout=timeout,
               load_extension=not notebook_loads_nbtrack(source))
     spark_option = (spark, spark_master) if backend == "spark" else None
-    outcome = _execute(job, store, new_id, progress, delivery_timeout, spark_option)
+    title = kernel_tags.get(tags.ORIGIN, "rerun")  # the progress bar says "retrain" for a retrain
+    outcome = _execute(job, store, new_id, progress, delivery_timeout, spark_option, title)
 
     final = store.get_run(new_id)
     report = reproducibility(original.data.metrics, final.data.metrics)
@@ -148,12 +149,13 @@ def rerun(
 
 
 def _execute(job: Job, store: Store, run_id: str, progress: ProgressOption,
-             delivery_timeout: float, spark: tuple[Any, str | None] | None = None) -> Any:
+             delivery_timeout: float, spark: tuple[Any, str | None] | None = None,
+             title: str = "rerun") -> Any:
     """Run the job in a local kernel, or as a Spark task when ``spark`` is (session, master)."""
     from nbtrack.batch.execution import execute, finalize
     from nbtrack.batch.executor import LocalExecutor
 
-    with Progress(1, title="rerun", progress=progress, run_ids={1: run_id}) as bar:
+    with Progress(1, title=title, progress=progress, run_ids={1: run_id}) as bar:
         try:
             if spark is None:
                 with LocalExecutor(1, Path(job.output).parent / "logs") as executor:
