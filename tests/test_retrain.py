@@ -383,6 +383,33 @@ def test_a_table_vacuumed_past_the_recorded_version(project, capsys):
                           "v0 (vacuumed or its log cleaned up)")
 
 
+def test_an_earlier_challenger_on_todays_data_counts_with_the_same_params(project, capsys):
+    from nbtrack.sinks.mlflow import _log_input
+
+    table = project / "data" / "train"
+    write_deltalake(str(table), rows([0.8] * 4))
+    champion = _fabricated_champion(project, table, 0)
+    write_deltalake(str(table), rows([0.1] * 4), mode="append")
+    client = client_for(project)
+    client.log_param(champion, "C", "1.0")
+    client.create_registered_model("churn")
+    version = client.create_model_version("churn", source=f"runs:/{champion}/clf", run_id=champion)
+    client.set_registered_model_alias("churn", "champion", version.version)
+    experiment = client.get_run(champion).info.experiment_id
+    earlier = client.create_run(experiment, tags={"nbtrack.retrain_of": champion}).info.run_id
+    client.log_param(earlier, "C", "1.0")
+    _log_input(client, earlier, {"table_uri": str(table), "version": 1, "schema_hash": "h", "rows": 8})
+    client.set_terminated(earlier, "FINISHED")
+
+    assert main(["retrain", str(project / "train.ipynb"), "--metric", "val_acc", "--register", "churn"]) == 0
+    assert capsys.readouterr().out == (f"inputs unchanged since retrain {earlier} of run {champion} "
+                                       "(data/train v1); nothing to retrain\n")
+    # Other params: that challenger does not count, so the champion is re-executed (here it has no
+    # notebook snapshot to execute: refused before any run is made).
+    err = _fails(project, capsys, 3, ["--register", "churn", "-p", "C=2.0"])
+    assert f"run {champion} has no notebook snapshot" in err
+
+
 def test_watch_stops_at_a_first_check_that_fails(project, capsys):
     write_notebook(project / "train.ipynb", CELLS)
     assert "has no runs yet" in _fails(project, capsys, 3, ["--watch", "1"])

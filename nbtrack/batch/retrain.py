@@ -188,7 +188,7 @@ def retrain(
     if not moved:
         return unchanged
     latest = {i.table: i.current for i in now}
-    previous = _earlier_challenger(ref, champion, latest)
+    previous = _earlier_challenger(ref, run, latest, params or {})
     if previous is not None:
         return replace(unchanged, previous=previous, challenger_inputs=latest)
 
@@ -263,13 +263,22 @@ def _metric(metrics: Mapping[str, float], metric: str, run_id: str) -> float | N
     raise UsageProblem(f"unknown metric {metric!r}: the champion, run {run_id}, did not log it; {known}")
 
 
-def _earlier_challenger(ref: StoreRef, champion: str, latest: Mapping[str, int]) -> str | None:
-    """A challenger of ``champion`` that already read these versions and ended (finished, or failed
-    on them: trying again each check would fail again); a killed one is tried again."""
+def _earlier_challenger(ref: StoreRef, champion: Any, latest: Mapping[str, int],
+                        overrides: Mapping[str, Any]) -> str | None:
+    """A challenger of ``champion`` (its run) that already read these versions with these params and
+    ended (finished, or failed on them: trying again each check would fail again); a killed one is
+    tried again."""
+    from nbtrack.capture.params import param_string
+    from nbtrack.query.local_store import read_client
     from nbtrack.registry.champion import challengers
 
-    for run_id, status in challengers(ref, champion)[:_EARLIER_CHALLENGERS]:
-        if status in ("FINISHED", "FAILED") and recorded_versions(ref, run_id) == latest:
+    expected = {**champion.data.params, **{k: param_string(v) for k, v in overrides.items()}}
+    reader = read_client(ref)
+    for run_id, status in challengers(ref, champion.info.run_id)[:_EARLIER_CHALLENGERS]:
+        if status not in ("FINISHED", "FAILED") or recorded_versions(ref, run_id) != latest:
+            continue
+        params = reader.get_run(run_id).data.params
+        if all(params.get(k, v if k not in overrides else None) == v for k, v in expected.items()):
             return run_id
     return None
 
