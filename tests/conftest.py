@@ -1,75 +1,28 @@
-"""Shared fixtures: a fresh project folder, a fresh IPython shell, notebooks, the store."""
+"""Shared fixtures: a fresh project folder with its own store, a fresh IPython shell. The plain
+helpers are in helpers.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
-KERNEL_METADATA = {
-    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python"},
-}
-
-
-def write_notebook(path: Path, cells: list[Any]) -> nbformat.NotebookNode:
-    """Cells are sources, or ``(source, [tags])`` pairs. Returns the notebook (with cell ids)."""
-    nb = nbformat.v4.new_notebook(metadata=KERNEL_METADATA)
-    for cell in cells:
-        source, cell_tags = (cell, []) if isinstance(cell, str) else cell
-        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": cell_tags} if cell_tags else {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return nb
-
-
-def stop_daemons(root: Path) -> None:
-    """End delivery processes a test started (they would exit on their own after idling)."""
-    for pid_file in root.rglob(".nbtrack/delivery.pid"):
-        try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
-
-
-def client_for(root: Path) -> Any:
-    """A client of the project's store, made under nbtrack's creation lock: a test reading a store
-    that a delivery process is creating must not race it in MLflow's schema migration."""
-    from filelock import FileLock
-    from mlflow.tracking import MlflowClient
-
-    db = root / ".nbtrack" / "mlflow.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(db) + ".lock", timeout=120):
-        client = MlflowClient(f"sqlite:///{db}")
-        client.search_experiments(max_results=1)
-    return client
-
-
-def user_metrics(run: Any) -> dict[str, float]:
-    """A run's metrics less the ``system/`` ones the delivery process samples (they vary run to run)."""
-    return {k: v for k, v in run.data.metrics.items() if not k.startswith("system/")}
-
-
-def all_runs(root: Path) -> list[Any]:
-    client = client_for(root)
-    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-
-
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+# Re-exported for test modules that still import them from here; new code imports helpers.
+from helpers import (  # noqa: F401
+    KERNEL_METADATA,
+    all_runs,
+    client_for,
+    run_notebook_cells,
+    session_of,
+    stop_daemons,
+    user_metrics,
+    wait_for,
+    write_notebook,
+)
 
 
 @pytest.fixture(scope="session")
@@ -143,15 +96,3 @@ def shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     if id(sh) in extension._installed:
         nbtrack.unload_ipython_extension(sh)
     InteractiveShell.clear_instance()
-
-
-def run_notebook_cells(shell: Any, nb: nbformat.NotebookNode, indices: list[int] | None = None) -> list[Any]:
-    """Execute cells like JupyterLab does (with their cell ids); returns the results."""
-    cells = nb.cells if indices is None else [nb.cells[i] for i in indices]
-    return [shell.run_cell(cell.source, store_history=True, cell_id=cell.id) for cell in cells]
-
-
-def session_of(shell: Any) -> Any:
-    from nbtrack.capture import extension
-
-    return extension._installed[id(shell)].session

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, client_for, run_notebook_cells, session_of, write_notebook
+from helpers import all_runs, client_for, run_notebook_cells, session_of, write_notebook
 
 import nbtrack
 
@@ -69,7 +69,7 @@ def test_notebook_run_records_params_metrics_figures_and_cells(shell, project, n
     nbtrack.unload_ipython_extension(shell)
     run = client_for(project).get_run(run.info.run_id)
     assert nbtrack.flush(1) is False  # session gone: flush is a harmless no-op
-    from conftest import wait_for
+    from helpers import wait_for
 
     assert wait_for(lambda: client_for(project).get_run(run.info.run_id).info.status == "FINISHED")
     assert "notebook/train.ipynb" in artifacts(project, run)
@@ -206,7 +206,7 @@ def test_config_changes_metric_words(shell, project, notebook):
 def test_out_of_order_execution_is_tagged(shell, project, notebook):
     run_notebook_cells(shell, notebook, [0, 1, 3, 2])
     nbtrack.unload_ipython_extension(shell)
-    from conftest import wait_for
+    from helpers import wait_for
 
     run = wait_for(lambda: [r for r in all_runs(project) if r.info.status == "FINISHED"])[0]
     assert f"{notebook.cells[2].id} ran after {notebook.cells[3].id}" in run.data.tags["nbtrack.out_of_order"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_notebook
+from helpers import write_notebook
 
 
 def closed_port() -> int:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_notebook
+from helpers import write_notebook
 
 HEAVY = ("mlflow", "pandas")
 MARK = "heavy modules imported: "

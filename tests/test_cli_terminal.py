@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import stop_daemons
+from helpers import stop_daemons
 from rich.cells import cell_len
 
 from nbtrack.cli.tables import number

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import client_for, stop_daemons, wait_for, write_notebook
+from helpers import client_for, finished_runs, stop_daemons, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -49,12 +49,7 @@ def test_loops_printed_progress_and_system_metrics_become_curves(project: Path) 
     try:
         run_notebook(project)
         client = client_for(project)
-
-        def finished() -> list:
-            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-            return runs if runs and runs[0].info.status == "FINISHED" else []
-
-        (run,) = wait_for(finished, timeout=60)
+        (run,) = finished_runs(client, timeout=60, statuses=("FINISHED",))
         run_id = run.info.run_id
 
         def history(key: str) -> list[tuple[int, float]]:
@@ -123,12 +118,7 @@ def test_a_kernel_is_sampled_as_soon_as_delivery_sees_it(project: Path) -> None:
         subprocess.run([sys.executable, "-m", "papermill", "short.ipynb", "out.ipynb", "--log-level", "ERROR"],
                        cwd=project, env=env, check=True, capture_output=True, timeout=300)
         client = client_for(project)
-
-        def finished() -> list:
-            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-            return runs if runs and runs[0].info.status == "FINISHED" else []
-
-        (run,) = wait_for(finished, timeout=60)
+        (run,) = finished_runs(client, timeout=60, statuses=("FINISHED",))
         memory = client.get_metric_history(run.info.run_id, "system/kernel_memory_mb")
         assert memory and memory[0].value > 20  # a Python kernel's resident memory, sampled once at least
         assert not client.get_metric_history(run.info.run_id, "system/kernel_cpu_percent")  # no 0.0 from one reading

@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import all_runs, client_for
+from helpers import all_runs, client_for
 
 from nbtrack.delivery.deliverer import Deliverer
 from nbtrack.journal import JournalWriter

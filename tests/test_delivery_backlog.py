@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import all_runs, client_for, wait_for, write_notebook
+from helpers import all_runs, client_for, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 

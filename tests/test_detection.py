@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import all_runs, client_for, session_of, user_metrics, wait_for, write_notebook
+from helpers import all_runs, client_for, finished_runs, session_of, user_metrics, write_notebook
 
 import nbtrack
 
@@ -21,16 +21,6 @@ TRAIN = [
     "val_acc = lr * 2",
 ]
 JUPYTER = str(Path(sys.executable).parent / "jupyter")
-
-
-def finished(root: Path, n: int, timeout: float = 30.0) -> list:
-    def ready():
-        runs = [r for r in all_runs(root) if r.info.status in ("FINISHED", "FAILED", "KILLED")]
-        return runs if len(runs) >= n else None
-
-    runs = wait_for(ready, timeout=timeout)
-    assert runs, f"fewer than {n} finished runs: {[r.info.status for r in all_runs(root)]}"
-    return sorted(runs, key=lambda r: r.info.start_time)
 
 
 def experiment(root: Path, run) -> str:
@@ -55,7 +45,7 @@ def test_nbconvert_twice_in_one_folder_tracks_both_runs_in_the_notebooks_experim
     ]
     for command in commands:
         subprocess.run(command, cwd=project, check=True, capture_output=True, timeout=120)
-    runs = finished(project, 3)
+    runs = finished_runs(project, 3)
     assert [experiment(project, r) for r in runs] == ["nb.ipynb"] * 3
     assert [r.data.params for r in runs] == [{"lr": "0.1"}] * 3
     assert [r.data.metrics for r in runs] == [{"val_acc": 0.2}] * 3
@@ -70,7 +60,7 @@ def test_a_notebook_that_raises_under_nbconvert_ends_failed(project):
     done = subprocess.run([JUPYTER, "nbconvert", "--to", "notebook", "--execute", "fail.ipynb"],
                           cwd=project, capture_output=True, timeout=120)
     assert done.returncode != 0  # nbconvert stops at the error
-    (run,) = finished(project, 1)
+    (run,) = finished_runs(project)
     assert experiment(project, run) == "fail.ipynb"
     assert run.info.status == "FAILED"
     assert user_metrics(run) == {"val_acc": 0.2}
@@ -206,5 +196,5 @@ def test_under_papermill_detection_reads_nothing_per_cell(project):
                    capture_output=True, timeout=180)
     reads = json.loads((project / "reads.json").read_text())
     assert max(reads.values(), default=0) <= 6, reads
-    (run,) = finished(project, 1)
+    (run,) = finished_runs(project)
     assert experiment(project, run) == "nb.ipynb"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import user_metrics
+from helpers import client_for, user_metrics
 
 from nbtrack.cli.main import main
 
@@ -129,13 +129,10 @@ def run_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def store_run(folder: Path, stdout: str):
-    from mlflow.tracking import MlflowClient
-
     run_ids = re.findall(r"\b[0-9a-f]{32}\b", stdout)
     assert run_ids, stdout
-    db = folder / ".nbtrack" / "mlflow.db"
-    assert db.is_file()
-    client = MlflowClient(f"sqlite:///{db}")
+    assert (folder / ".nbtrack" / "mlflow.db").is_file()
+    client = client_for(folder)
     return client, client.get_run(run_ids[0])
 
 

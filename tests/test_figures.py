@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import client_for, write_notebook
+from helpers import client_for, write_notebook
 from test_kernels import artifact_paths, finished
 
 pytestmark = pytest.mark.kernel

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, client_for, user_metrics, wait_for, write_notebook
+from helpers import all_runs, client_for, finished_runs, user_metrics, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -27,14 +27,7 @@ TRAIN = [
 
 def finished(root: Path, n: int = 1, timeout: float = 15.0) -> list:
     """The runs, once ``n`` of them have a terminal status (the contract: within 15 s)."""
-    def ready():
-        runs = all_runs(root)
-        terminal = [r for r in runs if r.info.status in ("FINISHED", "FAILED", "KILLED")]
-        return terminal if len(terminal) >= n else None
-
-    runs = wait_for(ready, timeout=timeout)
-    assert runs, f"no terminal run within {timeout}s: {[(r.info.status) for r in all_runs(root)]}"
-    return runs
+    return finished_runs(root, n, timeout=timeout)
 
 
 def artifact_paths(root: Path, run) -> list[str]:

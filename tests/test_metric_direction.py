@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import wait_for, write_notebook
+from helpers import wait_for, write_notebook
 
 from nbtrack.metric_direction import direction
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import all_runs, client_for, session_of
+from helpers import all_runs, client_for, session_of
 
 import nbtrack
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import stop_daemons, wait_for, write_notebook
+from helpers import client_for, finished_runs, stop_daemons, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -86,15 +86,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     env = dict(_env(), NBTRACK_DAEMON_IDLE="3")
     subprocess.run([sys.executable, "-m", "papermill", "train.ipynb", "out.ipynb", "-p", "C", "0.5"],
                    cwd=root, check=True, capture_output=True, env=env, timeout=300)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
-
-    def all_ended():
-        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-        return len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
-
-    assert wait_for(all_ended, timeout=120), "the three runs did not end"
+    finished_runs(root, 3, timeout=120, statuses=("FINISHED",))
     yield Trained(root)
     stop_daemons(root.parent)
 
@@ -268,7 +260,6 @@ SWEEP = [
 
 
 def test_sweep_registers_the_model_of_its_best_execution(project, capsys):
-    from mlflow.tracking import MlflowClient
 
     from nbtrack.cli.main import main
 
@@ -281,7 +272,7 @@ def test_sweep_registers_the_model_of_its_best_execution(project, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "3 finished, 0 failed; best model registered as models:/best/1" in " ".join(out.split())
-    client = MlflowClient(f"sqlite:///{project / '.nbtrack' / 'mlflow.db'}")
+    client = client_for(project)
     version = client.get_model_version("best", "1")
     assert client.get_run(version.run_id).data.params["noise"] == "0.1"
 
@@ -327,12 +318,7 @@ def test_models_on_a_tracking_server_are_registered_and_served(project):
         subprocess.run([sys.executable, "-m", "papermill", "train.ipynb", "out.ipynb"], cwd=project, check=True,
                        capture_output=True, env=env, timeout=300)
         client = MlflowClient(uri)
-
-        def finished():
-            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-            return runs if runs and runs[0].info.status == "FINISHED" else None
-
-        (run,) = wait_for(finished, timeout=120)
+        (run,) = finished_runs(client, timeout=120, statuses=("FINISHED",))
         found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
                                             filter_string=f"source_run_id = '{run.info.run_id}'")
         assert sorted(m.name for m in found) == ["clf", "pipe"]

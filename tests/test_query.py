@@ -237,7 +237,7 @@ def test_long_values_are_clipped_and_kept_escaped_on_hover() -> None:
 
 def test_reads_what_real_capture_wrote(shell, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """End to end: a notebook captured by %load_ext nbtrack, listed and compared from inside it."""
-    from conftest import run_notebook_cells, write_notebook
+    from helpers import run_notebook_cells, write_notebook
 
     nb = write_notebook(project / "notebooks" / "train.ipynb", [
         "%load_ext nbtrack",

@@ -254,7 +254,7 @@ def test_compare_reading_the_store_file_equals_compare_through_mlflow(
 
 
 def test_runs_of_a_notebook_never_run_answers_without_mlflow(project: Path):
-    from conftest import write_notebook
+    from helpers import write_notebook
     from test_cli_fail_fast import nbtrack
 
     write_notebook(project / "new.ipynb", ["x = 1"])

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import user_metrics
+from helpers import client_for, finished_runs, user_metrics, write_notebook
 
 from nbtrack.batch.rerun import rerun
 from nbtrack.batch.sweep import sweep
@@ -21,25 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
 
 
-def _client(root: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
-
-
-def _wait_finished(root: Path, timeout: float = 90.0):
-    client = _client(root)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (root / ".nbtrack" / "mlflow.db").exists():
-            runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
-            done = [r for r in runs if r.info.status in ("FINISHED", "FAILED")]
-            if done:
-                return done[0]
-        time.sleep(0.5)
-    raise AssertionError("the original run never finished")
-
-
 @pytest.mark.kernel
 def test_rerun_reproduces_the_seeded_quickstart(project, capsys):
     notebook = project / "quickstart.ipynb"
@@ -47,14 +27,14 @@ def test_rerun_reproduces_the_seeded_quickstart(project, capsys):
     subprocess.run([sys.executable, "-m", "papermill", "quickstart.ipynb", "out.ipynb",
                     "-p", "n_estimators", "30", "--no-progress-bar"],
                    cwd=project, check=True, capture_output=True)
-    original = _wait_finished(project)
+    (original,) = finished_runs(project, timeout=90, statuses=("FINISHED", "FAILED"))
     assert original.info.status == "FINISHED" and original.data.params["n_estimators"] == "30"
     assert len(original.data.metrics) >= 6
 
     assert main(["rerun", original.info.run_id]) == 0
     out = capsys.readouterr().out
     assert f"{len(user_metrics(original))} equal" in out and "changed" not in out  # system/* aside
-    client = _client(project)
+    client = client_for(project)
     reruns = client.search_runs([original.info.experiment_id],
                                 f"tags.`nbtrack.rerun_of` = '{original.info.run_id}'")
     assert len(reruns) == 1
@@ -130,16 +110,9 @@ def test_pin_data_reads_the_versions_the_original_read(project):
 
     table = project / "data" / "points"
     write_deltalake(str(table), pd.DataFrame({"v": [1.0, 2.0, 3.0]}))
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                          "display_name": "Python 3",
-                                                          "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("scale = 1.0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import nbtrack\n\n"
-                                          "df = nbtrack.read_delta('data/points')\n"
-                                          "mean_score = float(df.v.mean()) * scale")]
-    nbformat.write(nb, project / "reads.ipynb")
+    write_notebook(project / "reads.ipynb", [
+        ("scale = 1.0", ["parameters"]),
+        "import nbtrack\n\ndf = nbtrack.read_delta('data/points')\nmean_score = float(df.v.mean()) * scale"])
     original = sweep(project / "reads.ipynb", {"scale": [1.0]}).iloc[0]
     assert original["metrics.mean_score"] == 2.0
     write_deltalake(str(table), pd.DataFrame({"v": [10.0]}), mode="append")  # version 1
@@ -159,11 +132,7 @@ def _run_with_snapshot(root: Path, injected: dict) -> tuple[object, str, str]:
     from nbtrack.project import Project
     from nbtrack.store import open_client
 
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                          "display_name": "Python 3"}})
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("open('executed', 'w').close()")]
-    nbformat.write(nb, root / "nb.ipynb")
+    nb = write_notebook(root / "nb.ipynb", [("x = 1", ["parameters"]), "open('executed', 'w').close()"])
     out = root / "papermill_output"
     out.mkdir()
     nb.metadata["papermill"] = {"parameters": injected}

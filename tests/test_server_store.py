@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from conftest import stop_daemons  # noqa: F401 - re-exported for the server and browser tests
+from helpers import stop_daemons  # noqa: F401 - re-exported for the server and browser tests
 
 from nbtrack import tags
 from nbtrack.project import Project

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import stop_daemons, wait_for, write_notebook
+from helpers import stop_daemons, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 

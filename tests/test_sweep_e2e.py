@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import client_for
 
 from nbtrack import tags
 from nbtrack.batch.sweep import sweep
@@ -19,14 +20,8 @@ pytestmark = pytest.mark.kernel
 NOTEBOOKS = Path(__file__).parent / "notebooks_for_tests"
 
 
-def _client(root: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(f"sqlite:///{root / '.nbtrack' / 'mlflow.db'}")
-
-
 def _sweep_runs(root: Path, sweep_id: str):
-    client = _client(root)
+    client = client_for(root)
     runs = [r for e in client.search_experiments()
             for r in client.search_runs([e.experiment_id], f"tags.`nbtrack.sweep_id` = '{sweep_id}'")]
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -68,7 +63,7 @@ def test_grid_with_a_failing_combination_then_resume(project, capsys):
     failed_output = nbformat.read(outputs / "3.ipynb", as_version=4)  # x=2, y=1 is combination 3
     assert failed_output.metadata.papermill.exception is True
     assert failed_output.metadata.papermill.parameters["x"] == 2
-    artifacts = [a.path for a in _client(project).list_artifacts(by_xy["1", "2"].info.run_id,
+    artifacts = [a.path for a in client_for(project).list_artifacts(by_xy["1", "2"].info.run_id,
                                                                  "notebook")]
     assert "notebook/papermill_output" in artifacts
 
@@ -120,7 +115,7 @@ def test_a_cancelled_sweep_stops_its_kernels_and_marks_runs_killed(project):
     proc = subprocess.Popen([sys.executable, "-m", "nbtrack", "sweep", "nb.ipynb", "-p", "x=1,2,3",
                              "-p", "sleep_s=60", "--workers", "2", "--no-progress"],
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = _client(project)
+    client = client_for(project)
     deadline = time.monotonic() + 90
     running = []
     while time.monotonic() < deadline and len(running) < 2:
@@ -145,7 +140,7 @@ def test_sweep_and_rerun_print_no_kernel_transport_warning(project):
     import subprocess
     import sys
 
-    from conftest import wait_for
+    from helpers import wait_for
 
     (project / "nb.ipynb").write_bytes((NOTEBOOKS / "sweep_grid.ipynb").read_bytes())
 
@@ -159,7 +154,7 @@ def test_sweep_and_rerun_print_no_kernel_transport_warning(project):
     _, children = _sweep_runs(project, sweep_id)
     run_id = children[0].info.run_id
     # the run's notebook snapshot reaches the store with its end, after the sweep returns
-    assert wait_for(lambda: _client(project).list_artifacts(run_id, "notebook"), timeout=60)
+    assert wait_for(lambda: client_for(project).list_artifacts(run_id, "notebook"), timeout=60)
     rerun = nbtrack("rerun", run_id[:8])
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     for done in (swept, rerun):

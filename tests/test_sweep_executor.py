@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import write_notebook
 
 from nbtrack.batch.executor import LocalExecutor
 from nbtrack.batch.jobs import FAILED, FINISHED, Job
@@ -54,11 +55,7 @@ def test_parallel_executions_with_failures_isolated(tmp_path):
 
 def test_each_kernel_sees_its_own_environment(tmp_path):
     probe = tmp_path / "probe.ipynb"
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                          "display_name": "Python 3",
-                                                          "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.environ['NBTRACK_RUN_ID'])")]
-    nbformat.write(nb, probe)
+    write_notebook(probe, ["import os\nprint(os.environ['NBTRACK_RUN_ID'])"])
     jobs = [Job(index=i, notebook=str(probe), output=str(tmp_path / f"{i}.ipynb"), params={},
                 env={"NBTRACK_RUN_ID": f"run-{i}"}, load_extension=False) for i in range(1, 4)]
     with LocalExecutor(workers=2) as executor:
@@ -72,15 +69,11 @@ def test_a_kernel_started_ahead_sees_its_own_job_environment_and_cwd(tmp_path):
     """One worker: jobs 2 and 3 get kernels started while the job before them runs (with job
     1's or 2's variables nowhere in sight), each in its own job's working directory."""
     probe = tmp_path / "probe.ipynb"
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                          "display_name": "Python 3",
-                                                          "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell(
+    write_notebook(probe, [
         "import json, os, time, psutil\n"
         "print(json.dumps({'tags': os.environ.get('NBTRACK_RUN_TAGS'), 'cwd': os.getcwd(),\n"
-        "                  'born': psutil.Process().create_time()}))"),
-        nbformat.v4.new_code_cell("time.sleep(1.5)")]
-    nbformat.write(nb, probe)
+        "                  'born': psutil.Process().create_time()}))",
+        "time.sleep(1.5)"])
     dirs = [tmp_path / f"cwd{i}" for i in range(1, 4)]
     for folder in dirs:
         folder.mkdir()
@@ -128,11 +121,7 @@ def test_timeout_interrupts_the_kernel_and_the_next_job_runs(tmp_path):
 
 def test_a_dying_kernel_fails_only_its_execution(tmp_path):
     crash = tmp_path / "crash.ipynb"
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                          "display_name": "Python 3",
-                                                          "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("import os\nos._exit(1)")]
-    nbformat.write(nb, crash)
+    write_notebook(crash, ["import os\nos._exit(1)"])
     jobs = [Job(index=1, notebook=str(crash), output=str(tmp_path / "1.ipynb"), params={},
                 load_extension=False), _job(tmp_path, 2)]
     with LocalExecutor(workers=1) as executor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import client_for, wait_for
+from helpers import client_for, wait_for
 
 from nbtrack.batch.sweep import sweep
 

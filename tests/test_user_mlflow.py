@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import stop_daemons, wait_for, write_notebook
+from helpers import stop_daemons, wait_for, write_notebook
 
 import nbtrack
 from nbtrack.query.links import run_url
