@@ -11,16 +11,22 @@ Nothing runs at import: the extension starts when IPython loads it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrack.version import __version__
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
+    from nbtrack.batch.progress import ProgressOption
     from nbtrack.batch.retrain import RetrainDecision
     from nbtrack.capture.runs import RunHandle
     from nbtrack.query.comparison import Comparison
+    from nbtrack.store import ProjectLike
 
 __all__ = [
     "__version__",
@@ -44,7 +50,13 @@ __all__ = [
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext nbtrack``: start capturing this kernel's cells, and the ``%nbtrack`` magics."""
+    """``%load_ext nbtrack``: start capturing this kernel's cells, and the ``%nbtrack`` magics.
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell loading the extension (IPython passes it).
+    """
     from nbtrack.capture.extension import load
     from nbtrack.magics import register_magics
 
@@ -54,7 +66,13 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext nbtrack``: end the run and remove every hook and magic nbtrack installed."""
+    """``%unload_ext nbtrack``: end the run and remove every hook and magic nbtrack installed.
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell unloading the extension (IPython passes it).
+    """
     from nbtrack.capture.extension import unload
     from nbtrack.magics import unregister_magics
 
@@ -63,37 +81,75 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def log(step: int | None = None, **metrics: float) -> None:
-    """Log metric values (``nbtrack.log(loss=0.3, acc=0.9, step=epoch)``) to the current run."""
+    """Log metric values to the current run: ``nbtrack.log(loss=0.3, acc=0.9, step=epoch)``.
+
+    Parameters
+    ----------
+    step : int, optional
+        The step of these values (an epoch, a batch); default: one more than the metric's last.
+    **metrics : float
+        Metric name = value, any number of them.
+    """
     from nbtrack.capture.session import current_session
 
     current_session().log_metrics(metrics, step=step)
 
 
 def log_params(params: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Log parameters; a changed value of an already logged key starts a new run."""
+    """Log parameters to the current run; a changed value of an already logged key starts a
+    new run.
+
+    Parameters
+    ----------
+    params : dict, optional
+        Parameter name -> value.
+    **kwargs
+        More parameters as name = value (they win over ``params``).
+    """
     from nbtrack.capture.session import current_session
 
     current_session().log_params({**(params or {}), **kwargs}, source="api")
 
 
 def log_figure(figure: Any, name: str | None = None) -> None:
-    """Log a matplotlib/plotly figure, a PIL image or raw PNG/SVG bytes as an artifact."""
+    """Log a figure as an artifact of the current run.
+
+    Parameters
+    ----------
+    figure : matplotlib Figure, plotly Figure, PIL Image, or bytes
+        The figure, or raw PNG / SVG bytes.
+    name : str, optional
+        The artifact's file name (default: one made from the cell and the figure's number).
+    """
     from nbtrack.capture.session import current_session
 
     current_session().log_figure(figure, name=name)
 
 
 def log_model(model: Any, name: str | None = None) -> None:
-    """Log a fitted model (scikit-learn, XGBoost, LightGBM, PyTorch, Keras) into the current run,
-    as an MLflow model called ``name`` (default: the variable holding it). Models left in
-    top-level variables at run end are logged without this call."""
+    """Log a fitted model into the current run as an MLflow model. Models left in top-level
+    variables at the run's end are logged without this call.
+
+    Parameters
+    ----------
+    model : object
+        A fitted scikit-learn, XGBoost, LightGBM, PyTorch or Keras model.
+    name : str, optional
+        The model's name in the run (default: the variable holding it).
+    """
     from nbtrack.capture.session import current_session
 
     current_session().log_model(model, name=name)
 
 
 def current_run() -> RunHandle | None:
-    """The run being recorded now (key, MLflow run id once delivered, params), or None."""
+    """The run being recorded now.
+
+    Returns
+    -------
+    RunHandle or None
+        Its key, its MLflow run id once delivered, and its params; None between runs.
+    """
     from nbtrack.capture.session import current_session
 
     run: RunHandle | None = current_session().current_run()
@@ -101,64 +157,331 @@ def current_run() -> RunHandle | None:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until everything captured so far is in the tracking store; True if it is."""
+    """Wait until everything captured so far is in the tracking store.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait at most (default: the configured flush timeout).
+
+    Returns
+    -------
+    bool
+        True when everything was delivered in time.
+    """
     from nbtrack.capture.session import current_session
 
     return bool(current_session().flush(timeout))
 
 
-def runs(notebook: str | None = None, **kwargs: Any) -> pd.DataFrame:
-    """The runs of a notebook (default: this one) as a DataFrame, newest first."""
+def runs(notebook: str | os.PathLike[str] | None = None, *, project: ProjectLike | None = None,
+         tracking_uri: str | None = None, max_results: int = 1000) -> pd.DataFrame:
+    """The runs of a notebook, newest first.
+
+    Parameters
+    ----------
+    notebook : str or PathLike, optional
+        The notebook (default: the one this kernel runs).
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the notebook's git root).
+    tracking_uri : str, optional
+        The MLflow store to read (default: the project's).
+    max_results : int, default 1000
+        The newest runs to return at most.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``run_id``, ``run_name``, ``status``, ``start_time``, ``end_time``,
+        ``duration_s``, ``params.*``, ``metrics.*`` and more; empty (with those columns) for
+        a notebook never run with nbtrack.
+    """
     from nbtrack.query.runs import list_runs
 
-    return list_runs(notebook, **kwargs)
+    return list_runs(notebook, project=project, tracking_uri=tracking_uri, max_results=max_results)
 
 
-def compare(*run_ids: str, **kwargs: Any) -> Comparison:
-    """Compare runs: params diff, metrics (last/best), curves, figures; renders as HTML."""
+def compare(*run_ids: str, project: ProjectLike | None = None,
+            tracking_uri: str | None = None) -> Comparison:
+    """Compare runs side by side: params that differ, metrics (last and best), curves,
+    figures, changed cells and input data.
+
+    Parameters
+    ----------
+    *run_ids : str
+        The runs, by MLflow run id or a unique prefix of one (8 characters, as tables show);
+        at least one. Order is kept, duplicates dropped.
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the current folder's git root).
+    tracking_uri : str, optional
+        The MLflow store to read (default: the project's).
+
+    Returns
+    -------
+    Comparison
+        Renders as HTML in a notebook; ``to_pandas()`` gives one table and ``to_dict()`` the
+        JSON the JupyterLab panel reads.
+    """
     from nbtrack.query.compare import compare as _compare
 
-    return _compare(list(run_ids), **kwargs)
+    return _compare(list(run_ids), project=project, tracking_uri=tracking_uri)
 
 
-def read_delta(uri: str, version: int | None = None, **kwargs: Any) -> pd.DataFrame:
-    """Read a Delta table as a DataFrame and record it (uri, version, schema, profile) as an input."""
+def read_delta(uri: str | Path, version: int | None = None, *,
+               columns: list[str] | None = None, storage_options: dict[str, str] | None = None,
+               record: bool = True) -> pd.DataFrame:
+    """Read a Delta table into pandas and record it as an input of the current run.
+
+    Parameters
+    ----------
+    uri : str or Path
+        The table's path or URI (``s3://...``, ``abfss://...``).
+    version : int, optional
+        The table version to read (default: the version a re-run pins, else the latest).
+    columns : list of str, optional
+        Only these columns.
+    storage_options : dict, optional
+        Credentials and options of the table's object store, as deltalake takes them.
+    record : bool, default True
+        Record the read (uri, version, schema hash, rows, column profile); False skips it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table's rows.
+    """
     from nbtrack.capture.lineage import read_delta as _read_delta
 
-    return _read_delta(uri, version=version, **kwargs)
+    return _read_delta(uri, version=version, columns=columns, storage_options=storage_options,
+                       record=record)
 
 
-def read_table(name: str, **kwargs: Any) -> Any:
-    """Read a table through the live Spark session and record it as an input."""
+def read_table(name: str, *, version: int | None = None, spark: Any = None, profile: bool = True,
+               record: bool = True) -> Any:
+    """Read a table through Spark and record it as an input of the current run.
+
+    Parameters
+    ----------
+    name : str
+        A catalog table (``catalog.schema.table``) or the path of a Delta table.
+    version : int, optional
+        The Delta version to read (default: the version a re-run pins, else the latest).
+    spark : pyspark.sql.SparkSession, optional
+        The session to read with (default: the active one).
+    profile : bool, default True
+        Compute the column profile recorded with the read (one aggregation on the cluster).
+    record : bool, default True
+        Record the read as an input; False skips it.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The table, as Spark reads it.
+    """
     from nbtrack.capture.lineage import read_table as _read_table
 
-    return _read_table(name, **kwargs)
+    return _read_table(name, version=version, spark=spark, profile=profile, record=record)
 
 
-def sweep(notebook: str, params: dict[str, list[Any]] | None = None, **kwargs: Any) -> pd.DataFrame:
-    """Execute a notebook over a grid (or random sample) of parameters; one child run each."""
+def sweep(
+    notebook: str | os.PathLike[str] | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    file: str | os.PathLike[str] | None = None,
+    random: int | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    timeout: float | None = None,
+    backend: Literal["local", "spark"] = "local",
+    resume: str | None = None,
+    metric: str | None = None,
+    maximize: bool | None = None,
+    register_best: str | None = None,
+    kernel_name: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    progress: ProgressOption = None,
+    project: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    spark: Any = None,
+    spark_master: str | None = None,
+    delivery_timeout: float = 45.0,
+) -> pd.DataFrame:
+    """Execute a notebook over a grid (or a random sample) of parameters, with papermill: one
+    MLflow child run per execution under one parent run. A failed execution is recorded and
+    the others go on.
+
+    Parameters
+    ----------
+    notebook : str or PathLike
+        The notebook; it needs a cell tagged ``parameters``. None only with ``resume``.
+    params : mapping, optional
+        Parameter name -> list of values (the grid's axes); a value that is not a list is
+        fixed for every execution.
+    file : str or PathLike, optional
+        A YAML (or JSON) file of parameters: axes ``{name: [values]}`` or a list of parameter
+        sets; combined with ``params``.
+    random : int, optional
+        Execute this many combinations drawn at random instead of the whole grid.
+    seed : int, optional
+        Seed of ``random`` (the same seed draws the same combinations).
+    workers : int, default 1
+        Executions at once (kernels on this machine, or Spark tasks).
+    timeout : float, optional
+        Seconds per execution; a later one is interrupted and FAILED.
+    backend : {"local", "spark"}, default "local"
+        Worker processes on this machine, or one Spark task per execution.
+    resume : str, optional
+        A sweep id: execute only that sweep's missing or failed executions, with its own
+        parameters (give no ``params``, ``file`` or ``random`` then).
+    metric : str, optional
+        Sort the result by this metric, best first.
+    maximize : bool, optional
+        Whether a higher ``metric`` is better (default: lower for names like ``loss``,
+        ``error`` or ``wer``, higher otherwise).
+    register_best : str, optional
+        Register the model of the best finished execution by ``metric`` as a new version of
+        this registered model (needs ``metric``).
+    kernel_name : str, optional
+        The kernel to execute with (default: the notebook's).
+    cwd : str or PathLike, optional
+        The kernels' working directory (default: the notebook's folder).
+    progress : bool or callable, optional
+        True for a progress bar on stderr; a callable receives each
+        :class:`~nbtrack.batch.protocol.ProgressEvent`.
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the notebook's git root).
+    tracking_uri : str, optional
+        The MLflow store (default: the project's).
+    spark : pyspark.sql.SparkSession, optional
+        With ``backend="spark"``: the session (default: the active one, else one for
+        ``spark_master``).
+    spark_master : str, optional
+        With ``backend="spark"`` and no session: ``local[W]`` (default), ``spark://...``, or
+        ``sc://...`` for Spark Connect.
+    delivery_timeout : float, default 45
+        Seconds to wait, after the executions, for the kernels' runs to reach the store.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per execution: ``index``, ``run_id``, ``status``, ``error``, ``duration_s``,
+        ``output`` (the executed notebook), ``params.*``, ``metrics.*``; sorted by ``metric``
+        when given. ``attrs`` holds ``sweep_id`` and ``parent_run_id`` (and with
+        ``register_best``, ``registered`` or ``register_error``).
+    """
     from nbtrack.batch.sweep import sweep as _sweep
 
-    return _sweep(notebook, params or {}, **kwargs)
+    return _sweep(
+        notebook, params or {}, file=file, random=random, seed=seed, workers=workers,
+        timeout=timeout, backend=backend, resume=resume, metric=metric, maximize=maximize,
+        register_best=register_best, kernel_name=kernel_name, cwd=cwd, progress=progress,
+        project=project, tracking_uri=tracking_uri, spark=spark, spark_master=spark_master,
+        delivery_timeout=delivery_timeout,
+    )
 
 
 def register(run_id: str, name: str, *, model: str | None = None, alias: str | None = None,
-             **kwargs: Any) -> str:
-    """Register a run's model in MLflow's Model Registry as ``name``; returns ``models:/NAME/VERSION``.
+             force: bool = False, project: ProjectLike | None = None,
+             tracking_uri: str | None = None, wait: float = 60.0) -> str:
+    """Register a run's model in MLflow's Model Registry as a new version of ``name``.
 
-    ``model`` picks the run's model by name when it has several; ``alias`` (``champion``)
-    points at the new version.
+    Parameters
+    ----------
+    run_id : str
+        The run, by MLflow run id or a unique prefix of one.
+    name : str
+        The registered model (created when new).
+    model : str, optional
+        Which of the run's models (its variable name), needed when the run has several.
+    alias : str, optional
+        Point this alias (e.g. ``champion``) at the new version.
+    force : bool, default False
+        Add to a registered model that holds another notebook's models.
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the current folder's git root).
+    tracking_uri : str, optional
+        The MLflow store (default: the project's).
+    wait : float, default 60
+        Seconds to wait for a model the run captured but the delivery has not logged yet.
+
+    Returns
+    -------
+    str
+        The version's URI, ``models:/NAME/VERSION`` (what ``mlflow.pyfunc.load_model`` and
+        ``nbtrack serve`` take); the existing version when it already holds this model.
     """
     from nbtrack.registry.register import register as _register
 
-    return _register(run_id, name, model=model, alias=alias, **kwargs).uri
+    return _register(run_id, name, model=model, alias=alias, force=force, project=project,
+                     tracking_uri=tracking_uri, wait=wait).uri
 
 
-def rerun(run_id: str, **kwargs: Any) -> pd.DataFrame:
-    """Re-execute the notebook snapshot of a run with its params (plus overrides)."""
+def rerun(
+    run_id: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    current: bool = False,
+    pin_data: bool = False,
+    timeout: float | None = None,
+    kernel_name: str | None = None,
+    progress: ProgressOption = None,
+    project: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    backend: Literal["local", "spark"] = "local",
+    spark: Any = None,
+    spark_master: str | None = None,
+    delivery_timeout: float = 45.0,
+) -> pd.DataFrame:
+    """Re-execute a run's notebook with its parameters (plus overrides) into a new run, and
+    report how every metric moved.
+
+    Parameters
+    ----------
+    run_id : str
+        The run, by MLflow run id or a unique prefix of one.
+    params : mapping, optional
+        Parameter name -> value overriding the run's own.
+    current : bool, default False
+        Execute the notebook file as it is now instead of the run's snapshot.
+    pin_data : bool, default False
+        Read Delta inputs (``nbtrack.read_delta``) at the versions the run recorded.
+    timeout : float, optional
+        Seconds for the execution; a later one is interrupted and FAILED.
+    kernel_name : str, optional
+        The kernel to execute with (default: the notebook's).
+    progress : bool or callable, optional
+        True for a progress bar on stderr; a callable receives each
+        :class:`~nbtrack.batch.protocol.ProgressEvent`.
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the current folder's git root).
+    tracking_uri : str, optional
+        The MLflow store (default: the project's).
+    backend : {"local", "spark"}, default "local"
+        A kernel on this machine, or a Spark task.
+    spark : pyspark.sql.SparkSession, optional
+        With ``backend="spark"``: the session (default: the active one, else one for
+        ``spark_master``).
+    spark_master : str, optional
+        With ``backend="spark"`` and no session: as for :func:`sweep`.
+    delivery_timeout : float, default 45
+        Seconds to wait, after the execution, for its run to reach the store.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``run_id`` (the new run), ``rerun_of``, ``status``, ``error``,
+        ``duration_s``, ``output``, ``params.*`` (as injected) and ``metrics.*``.
+        ``attrs["report"]`` is the reproducibility report: one row per metric with its
+        ``original``, ``rerun`` and ``delta`` values and a ``verdict``.
+    """
     from nbtrack.batch.rerun import rerun as _rerun
 
-    return _rerun(run_id, **kwargs)
+    return _rerun(
+        run_id, params, current=current, pin_data=pin_data, timeout=timeout,
+        kernel_name=kernel_name, progress=progress, project=project, tracking_uri=tracking_uri,
+        backend=backend, spark=spark, spark_master=spark_master,
+        delivery_timeout=delivery_timeout,
+    )
 
 
 def retrain(notebook: str, metric: str, *, register: str | None = None, **kwargs: Any) -> RetrainDecision:
