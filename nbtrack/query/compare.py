@@ -27,7 +27,7 @@ from nbtrack.query.inputs import compare_inputs
 from nbtrack.query.links import user_runs
 from nbtrack.query.local_store import read_client
 from nbtrack.query.lookup import parse_run_id, resolve_run_id
-from nbtrack.query.models import run_models
+from nbtrack.query.models import RunModel, run_models
 from nbtrack.query.store import ProjectLike, resolve_store
 from nbtrack.query.values import is_missing, metric_value
 
@@ -117,7 +117,8 @@ def _summaries(runs: list[Run], experiments: dict[str, str]) -> list[RunSummary]
             experiment_name=experiments.get(info.experiment_id, info.experiment_id),
             status=info.status, start_time=info.start_time, end_time=info.end_time,
             artifact_uri=info.artifact_uri, tags=kept, user_runs=user_runs(run_tags),
-            models=[{**m, "uri": f"runs:/{info.run_id}/{m['name']}"} for m in run_models(run_tags.get(tags.MODELS))],
+            models=[RunModel(**m, uri=f"runs:/{info.run_id}/{m['name']}")
+                    for m in run_models(run_tags.get(tags.MODELS))],
         ))
     return summaries
 

@@ -17,6 +17,8 @@ from nbtrack.query.values import is_missing, json_number
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nbtrack.query.models import RunModel
+
 #: Version of the ``to_dict()`` shape; bumped on any incompatible change.
 SCHEMA_VERSION = 2
 
@@ -39,8 +41,7 @@ class RunSummary:
     user_runs: list[dict[str, Any]] = field(default_factory=list)
     # why a FAILED or KILLED run failed (query.failures); None for any other run
     error: dict[str, Any] | None = None
-    # the run's models (query.models): [{"name", "flavor", "size", "uri"}]
-    models: list[dict[str, Any]] = field(default_factory=list)
+    models: list[RunModel] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         duration = (self.end_time - self.start_time) / 1000.0 if (

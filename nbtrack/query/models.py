@@ -8,10 +8,25 @@ without asking MLflow's model store. Each is the MLflow model ``runs:/<run id>/<
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 
-def run_models(value: Any) -> list[dict[str, Any]]:
+class ModelEntry(TypedDict):
+    """One model of a run, as its ``nbtrack.models`` tag lists it."""
+
+    name: str  # its name in the run (the variable that held it)
+    flavor: str  # MLflow's flavor: sklearn, pytorch, ... ("" when unknown)
+    size: int | float | None  # pickled size in bytes
+
+
+class RunModel(ModelEntry):
+    """A model of a compared run, with its MLflow URI ``runs:/<run id>/<name>``."""
+
+    uri: str
+
+
+def run_models(value: Any) -> list[ModelEntry]:
     """The tag's models (``[]`` for a run without any, or a value that is not the tag's JSON)."""
     if isinstance(value, list):
         items = value
@@ -22,7 +37,7 @@ def run_models(value: Any) -> list[dict[str, Any]]:
             return []
     if not isinstance(items, list):
         return []
-    return [{"name": str(m["name"]), "flavor": str(m.get("flavor") or ""), "size": m.get("size")}
+    return [ModelEntry(name=str(m["name"]), flavor=str(m.get("flavor") or ""), size=m.get("size"))
             for m in items if isinstance(m, dict) and m.get("name")]
 
 
@@ -41,7 +56,7 @@ def size_text(size: Any) -> str:
     return f"{int(size)} B"
 
 
-def describe(model: dict[str, Any]) -> str:
+def describe(model: Mapping[str, Any]) -> str:
     """``clf (sklearn, 1.2 MB)``."""
     details = ", ".join(p for p in (model.get("flavor"), size_text(model.get("size"))) if p)
     return f"{model['name']} ({details})" if details else str(model["name"])
