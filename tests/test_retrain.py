@@ -383,6 +383,17 @@ def test_a_table_vacuumed_past_the_recorded_version(project, capsys):
                           "v0 (vacuumed or its log cleaned up)")
 
 
+def test_a_catalog_table_without_spark(project, capsys):
+    run = _fabricated_champion(project, None, None)
+    from nbtrack.sinks.mlflow import _log_input
+
+    _log_input(client_for(project), run, {"table_uri": "main.sales.orders", "version": 3, "schema_hash": "h"})
+    assert _fails(project, capsys, 2) == (
+        f"nbtrack retrain: input main.sales.orders (read by run {run[:8]} at v3) is a catalog table: its "
+        "version is read through Spark; run where a Spark session is live (a Databricks job), or with "
+        "--backend spark --spark-master URL\n")
+
+
 def test_an_earlier_challenger_on_todays_data_counts_with_the_same_params(project, capsys):
     from nbtrack.sinks.mlflow import _log_input
 

@@ -177,8 +177,8 @@ def retrain(
             f"run {champion} recorded no Delta inputs: retrain needs the notebook to read its data "
             "with nbtrack.read_delta(path) (or nbtrack.read_table(name) on Spark), so that nbtrack "
             "knows which table versions the run read")
-    session = (lambda: _session(spark, spark_master)) if backend == "spark" or spark is not None else None
-    now = current_versions(recorded, run_id=champion, root=root, spark=session,
+    # Only a catalog table asks for the session: the given one, the live one, else one for spark_master.
+    now = current_versions(recorded, run_id=champion, root=root, spark=lambda: _session(spark, spark_master),
                            storage_options=storage_options)
     champion_inputs = {i.table: i.read for i in now}
     unchanged = RetrainDecision("unchanged", experiment, metric, champion, champion_inputs, root=root,

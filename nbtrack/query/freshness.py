@@ -166,8 +166,9 @@ def _spark_version(spark: Any, table: str, read: int, label: str) -> int:
     from nbtrack.lake.spark import table_version
 
     if spark is None:
-        raise UsageProblem(f"input {label} is a catalog table: its version is read through Spark; "
-                           "run with --backend spark (or where a Spark session is live)")
+        raise UsageProblem(f"input {label} is a catalog table: its version is read through Spark; run "
+                           "where a Spark session is live (a Databricks job), or with --backend spark "
+                           "--spark-master URL")
     current = table_version(spark, table, is_path=False)
     if current is None:
         raise NotFound(f"input {label}: Spark cannot tell its current version (DESCRIBE HISTORY "
