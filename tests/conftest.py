@@ -10,19 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-# Re-exported for test modules that still import them from here; new code imports helpers.
-from helpers import (  # noqa: F401
-    KERNEL_METADATA,
-    all_runs,
-    client_for,
-    run_notebook_cells,
-    session_of,
-    stop_daemons,
-    user_metrics,
-    wait_for,
-    write_notebook,
-)
+from helpers import stop_daemons
 
 
 @pytest.fixture(scope="session")
