@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import all_runs, client_for, run_notebook_cells, session_of, write_notebook
+from helpers import all_runs, client_for, run_notebook_cells, session_of, user_metrics, write_notebook
 
 import nbtrack
 
@@ -58,7 +58,7 @@ def test_notebook_run_records_params_metrics_figures_and_cells(shell, project, n
     assert client.get_experiment(run.info.experiment_id).name == "notebooks/train.ipynb"
     assert run.data.params == {"lr": "0.1", "epochs": "3", "layers": "[64, 32]", "name": "base"}
     # metric words, split on "_": val_acc, best_loss (0-d array), n_error; not test_size, not bools
-    assert set(run.data.metrics) == {"val_acc", "best_loss", "n_error"}
+    assert set(user_metrics(run)) == {"val_acc", "best_loss", "n_error"}
     assert run.data.metrics["best_loss"] == 0.5
     figures = [a for a in artifacts(project, run) if a.startswith("figures/")]
     fig_cell = notebook.cells[3].id
@@ -177,7 +177,7 @@ def test_magics_control_runs(shell, project, notebook, capsys):
     shell.run_cell("%nbtrack end")
     shell.run_cell("%nbtrack status")
     first, second = delivered_runs(project)
-    assert first.data.metrics == {"f1": 0.7, "auc_like": 0.9}
+    assert user_metrics(first) == {"f1": 0.7, "auc_like": 0.9}
     assert second.info.run_name == "second"
     assert second.data.params["seed"] == "7" and second.data.params["lr"] == "0.1"
     assert second.info.status == "FINISHED"
@@ -200,7 +200,7 @@ def test_config_changes_metric_words(shell, project, notebook):
     shell.run_cell("%nbtrack config metric_words=bleu,loss")
     shell.run_cell("val_bleu = 31.5\nval_acc = 0.9")
     (run,) = delivered_runs(project)
-    assert set(run.data.metrics) == {"val_bleu"}
+    assert set(user_metrics(run)) == {"val_bleu"}
 
 
 def test_out_of_order_execution_is_tagged(shell, project, notebook):
