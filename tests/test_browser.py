@@ -159,7 +159,8 @@ CHARTS_NOTEBOOK = "charts.ipynb"
 
 def chart_runs(root: Path) -> None:
     """Two runs of another notebook whose figures are a plotly figure (JSON) and a Bokeh
-    document, as capture saves them (written through MLflow's client: no kernel needed)."""
+    document, as capture saves them (written through MLflow's client: no kernel needed); the
+    newer one holds a scikit-learn model, clf, as delivery logs it."""
     from mlflow.tracking import MlflowClient
 
     tracked = make_project(root, (0.2, 0.4), notebook=CHARTS_NOTEBOOK)
@@ -170,6 +171,21 @@ def chart_runs(root: Path) -> None:
                   "layout": {"title": {"text": f"lr={lr}"}}}
         (figures / "3-p1ot1y-0.json").write_text(json.dumps(plotly))
         (figures / "4-b0keh-0.bokeh.json").write_text(json.dumps({"roots": {"references": []}}))
+    # In a process of its own: mlflow.set_tracking_uri would follow this one's later tests.
+    log_model = (
+        "import json, sys, mlflow\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "uri, experiment, run_id = sys.argv[1:]\n"
+        "client = MlflowClient(uri)\n"
+        "logged = client.create_logged_model(experiment_id=experiment, name='clf', source_run_id=run_id)\n"
+        "mlflow.set_tracking_uri(uri)\n"
+        "mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name='clf', run_id=run_id,\n"
+        "                         model_id=logged.model_id, pip_requirements=['scikit-learn'])\n"
+        "client.set_tag(run_id, 'nbtrack.models', json.dumps([{'name': 'clf', 'flavor': 'sklearn', 'size': 900}]))\n"
+    )
+    subprocess.run([sys.executable, "-c", log_model, tracked.tracking_uri, tracked.experiment_id,
+                    tracked.run_ids[-1]], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -650,6 +666,42 @@ def test_plotly_and_bokeh_figures_in_a_comparison(lab: Lab, page: Any) -> None:
     link = bokeh.first.locator("a")
     artifact = re.compile(r"/nbtrack/api/artifact/[0-9a-f]+/figures/4-b0keh-0\.bokeh\.json")
     expect(link).to_have_attribute("href", artifact)
+
+
+def test_register_a_model_from_the_comparison(lab: Lab, page: Any) -> None:
+    """Register model… on a compared run: offered only where the run holds a model, asks the
+    registered name, says the new version in place; a refused name is said in place too."""
+    from playwright.sync_api import expect
+
+    panel = open_panel(page, lab, CHARTS_NOTEBOOK)
+    expect(panel.locator("tr[data-run-id]")).to_have_count(2)
+    expect(panel.locator("tr[data-run-id] .nbtrack-model-badge")).to_have_count(1)
+    panel.locator("input.nbtrack-select-all").check()
+    panel.locator("button.nbtrack-compare-button").click()
+    view = page.locator("#nbtrack-comparison")
+    buttons = view.locator(".nbtrack-run-actions .nbtrack-action-register")
+    expect(buttons).to_have_count(2)
+    expect(buttons.nth(0)).to_be_disabled()  # the older run has no model
+    expect(buttons.nth(1)).to_be_enabled()
+    area = box(view)
+
+    def register(name: str) -> Any:
+        buttons.nth(1).click()
+        dialog = page.locator(".jp-Dialog")
+        field = dialog.locator("input")
+        expect(field).to_have_value("clf")  # the model's own name, to keep or change
+        field.fill(name)
+        dialog.locator("button.jp-mod-accept").click()
+        return view.locator(".nbtrack-run-actions-area .nbtrack-job-status").last
+
+    status = register("churn")
+    expect(status).to_have_class(re.compile("nbtrack-done"), timeout=60_000)
+    expect(status).to_contain_text("clf → models:/churn/1")
+    assert inside(box(status), area)
+    refused = register("a:b")
+    expect(refused).to_have_class(re.compile("nbtrack-error"), timeout=60_000)
+    expect(refused).to_contain_text("a:b")
+    assert inside(box(refused), area)
 
 
 def test_a_sweep_appears_live_and_its_failed_run_explains_itself(lab: Lab, page: Any) -> None:
