@@ -667,6 +667,16 @@ def test_plotly_and_bokeh_figures_in_a_comparison(lab: Lab, page: Any) -> None:
     artifact = re.compile(r"/nbtrack/api/artifact/[0-9a-f]+/figures/4-b0keh-0\.bokeh\.json")
     expect(link).to_have_attribute("href", artifact)
 
+    # Changed cells: the params cell differs, numbered as JupyterLab counts, its diff coloured.
+    changed = view.locator('[data-section="cells"] details.nbtrack-cell')
+    changed.first.scroll_into_view_if_needed()
+    expect(changed).to_have_count(1)
+    expect(changed.locator("summary")).to_have_text("cell 1")
+    expect(changed.locator(".nbtrack-del")).to_contain_text("lr = 0.2")
+    expect(changed.locator(".nbtrack-add")).to_contain_text("lr = 0.4")
+    assert changed.locator(".nbtrack-add").first.evaluate("e => getComputedStyle(e).color") != \
+        changed.locator(".nbtrack-del").first.evaluate("e => getComputedStyle(e).color")
+
 
 def test_register_a_model_from_the_comparison(lab: Lab, page: Any) -> None:
     """Register model… on a compared run: offered only where the run holds a model, asks the
