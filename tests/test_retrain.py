@@ -266,6 +266,37 @@ def test_a_challenger_without_a_model_is_reported_then_refused(trained, capsys):
     assert [(r["challenger"], r["promoted"], r["registered"]) for r in added] == [(cid, False, "")]
 
 
+def test_a_failing_challenger_exits_5_and_is_not_retried_on_the_same_data(trained, capsys):
+    nb = trained / "train.ipynb"
+    champion = finished_runs(trained)[0].info.run_id
+    write_deltalake(table_of(trained), rows([1.0] * 2), mode="append")
+    now = DeltaTable(table_of(trained)).version()
+    runs, lake = all_run_ids(trained), retrain_rows(trained)
+    # LogisticRegression refuses C=-1: the challenger's cell fails
+    assert main(["retrain", str(nb), "--metric", "val_acc", "-p", "C=-1.0", "--no-progress"]) == 5
+    lines = capsys.readouterr().out.splitlines()
+    new = all_run_ids(trained) - runs
+    assert len(new) == 1
+    cid = new.pop()
+    assert client_for(trained).get_run(cid).info.status == "FAILED"
+    assert lines[3].split() == ["status", "FINISHED", "FAILED"]
+    assert lines[-1].startswith(f"retrained: challenger {cid} read data/train v{now} (champion {champion} "
+                                f"read v{now - 1}); it ended FAILED (")
+    assert "The 'C' parameter of LogisticRegression must be a float in the range (0.0, inf]" in lines[-1]
+    assert lines[-1].endswith(": the champion stays")
+    added = retrain_rows(trained)[len(lake):]
+    assert [(r["challenger"], r["status"], r["better"], r["promoted"]) for r in added] == [
+        (cid, "FAILED", False, False)]
+    # The same check again: that retrain already failed on today's data with these params.
+    assert main(["retrain", str(nb), "--metric", "val_acc", "-p", "C=-1.0"]) == 0
+    assert capsys.readouterr().out == (f"inputs unchanged since retrain {cid} of run {champion} "
+                                       f"(data/train v{now}; that retrain failed); nothing to retrain\n")
+    # With its own params the champion is retrained on today's data.
+    assert main(["retrain", str(nb), "--metric", "val_acc", "--no-progress"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("retrained: challenger ")
+    assert len(all_run_ids(trained) - runs) == 2
+
+
 def test_watch_notices_an_append_within_two_intervals(trained):
     nb = trained / "train.ipynb"
     interval = 3.0

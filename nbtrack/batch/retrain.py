@@ -64,6 +64,7 @@ class RetrainDecision:
     root: Path | None = None
     champion_status: str = "FINISHED"
     previous: str | None = None
+    previous_status: str | None = None
     challenger: str | None = None
     challenger_inputs: dict[str, int] = field(default_factory=dict)
     trigger: tuple[InputVersion, ...] = ()
@@ -94,7 +95,8 @@ class RetrainDecision:
             since = (f"retrain {self.previous} of run {self.champion}" if self.previous
                      else f"run {self.champion}")
             shown = self.versions("challenger" if self.previous else "champion")
-            return f"inputs unchanged since {since} ({shown}); nothing to retrain"
+            failed = "; that retrain failed" if self.previous_status == "FAILED" else ""
+            return f"inputs unchanged since {since} ({shown}{failed}); nothing to retrain"
         read = ", ".join(versions_text({m.table: m.current}, self.root) for m in self.trigger)
         was = ", ".join(f"v{m.read}" for m in self.trigger)
         head = f"retrained: challenger {self.challenger} read {read} (champion {self.champion} read {was})"
@@ -120,6 +122,7 @@ class RetrainDecision:
             "outcome": self.outcome, "notebook": self.notebook, "metric": self.metric,
             "direction": direction(self.metric), "champion": self.champion,
             "champion_inputs": self.champion_inputs, "previous": self.previous,
+            "previous_status": self.previous_status,
             "challenger": self.challenger, "challenger_inputs": self.challenger_inputs,
             "trigger": trigger_records(self.trigger, self.root),
             "champion_value": _json_number(self.champion_value),
@@ -190,7 +193,7 @@ def retrain(
     latest = {i.table: i.current for i in now}
     previous = _earlier_challenger(ref, run, latest, params or {})
     if previous is not None:
-        return replace(unchanged, previous=previous, challenger_inputs=latest)
+        return replace(unchanged, previous=previous[0], previous_status=previous[1], challenger_inputs=latest)
 
     from nbtrack.batch.rerun import rerun
 
@@ -264,7 +267,7 @@ def _metric(metrics: Mapping[str, float], metric: str, run_id: str) -> float | N
 
 
 def _earlier_challenger(ref: StoreRef, champion: Any, latest: Mapping[str, int],
-                        overrides: Mapping[str, Any]) -> str | None:
+                        overrides: Mapping[str, Any]) -> tuple[str, str] | None:
     """A challenger of ``champion`` (its run) that already read these versions with these params and
     ended (finished, or failed on them: trying again each check would fail again); a killed one is
     tried again."""
@@ -279,7 +282,7 @@ def _earlier_challenger(ref: StoreRef, champion: Any, latest: Mapping[str, int],
             continue
         params = reader.get_run(run_id).data.params
         if all(params.get(k, v if k not in overrides else None) == v for k, v in expected.items()):
-            return run_id
+            return run_id, status
     return None
 
 
