@@ -272,8 +272,9 @@ def test_a_failing_challenger_exits_5_and_is_not_retried_on_the_same_data(traine
     write_deltalake(table_of(trained), rows([1.0] * 2), mode="append")
     now = DeltaTable(table_of(trained)).version()
     runs, lake = all_run_ids(trained), retrain_rows(trained)
-    # LogisticRegression refuses C=-1: the challenger's cell fails
-    assert main(["retrain", str(nb), "--metric", "val_acc", "-p", "C=-1.0", "--no-progress"]) == 5
+    # LogisticRegression refuses C=-1: the challenger's cell fails (fitting, whatever the champion did)
+    bad = ["-p", "C=-1.0", "-p", "fit=True"]
+    assert main(["retrain", str(nb), "--metric", "val_acc", *bad, "--no-progress"]) == 5
     lines = capsys.readouterr().out.splitlines()
     new = all_run_ids(trained) - runs
     assert len(new) == 1
@@ -288,7 +289,7 @@ def test_a_failing_challenger_exits_5_and_is_not_retried_on_the_same_data(traine
     assert [(r["challenger"], r["status"], r["better"], r["promoted"]) for r in added] == [
         (cid, "FAILED", False, False)]
     # The same check again: that retrain already failed on today's data with these params.
-    assert main(["retrain", str(nb), "--metric", "val_acc", "-p", "C=-1.0"]) == 0
+    assert main(["retrain", str(nb), "--metric", "val_acc", *bad]) == 0
     assert capsys.readouterr().out == (f"inputs unchanged since retrain {cid} of run {champion} "
                                        f"(data/train v{now}; that retrain failed); nothing to retrain\n")
     # With its own params the champion is retrained on today's data.
