@@ -484,14 +484,70 @@ def rerun(
     )
 
 
-def retrain(notebook: str, metric: str, *, register: str | None = None, **kwargs: Any) -> RetrainDecision:
-    """Re-execute ``notebook`` when a Delta table its champion read has a newer version, and compare
-    both runs on ``metric``; with ``register`` (a registered model) the champion is the run holding
-    its ``champion`` alias, and a better challenger takes it.
+def retrain(
+    notebook: str | os.PathLike[str],
+    metric: str,
+    *,
+    register: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    kernel_name: str | None = None,
+    progress: ProgressOption = None,
+    project: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    backend: Literal["local", "spark"] = "local",
+    spark: Any = None,
+    spark_master: str | None = None,
+) -> RetrainDecision:
+    """Re-execute a notebook when a Delta table its champion read has a newer version, compare
+    both runs on one metric, and with ``register`` promote a better model.
 
-    The decision's ``outcome`` is ``unchanged`` (nothing created), ``retrained`` or ``promoted``;
-    ``champion``, ``challenger``, their input versions and metric values are on it.
+    The champion is the run holding the ``champion`` alias of the registered model ``register``,
+    else the notebook's latest finished run. When no table it read (``nbtrack.read_delta``) has
+    moved, nothing is created. Each retrain is a row of the lake's ``retrains`` table.
+
+    Parameters
+    ----------
+    notebook : str or PathLike
+        The notebook's path.
+    metric : str
+        The metric that decides (lower is better for losses and errors); the champion must have
+        logged it.
+    register : str, optional
+        A registered model: its ``champion`` alias names the champion; the challenger's model
+        becomes a version of it and takes the alias only when it is better.
+    params : mapping, optional
+        Parameter name -> value overriding the champion's own in the challenger.
+    timeout : float, optional
+        Seconds for the execution; a later one is interrupted and FAILED.
+    kernel_name : str, optional
+        The kernel to execute with (default: the notebook's).
+    progress : bool or callable, optional
+        As for :func:`rerun`.
+    project : str or PathLike, optional
+        The project folder holding ``.nbtrack/`` (default: the notebook's git root).
+    tracking_uri : str, optional
+        The MLflow store (default: the project's).
+    backend : {"local", "spark"}, default "local"
+        A kernel on this machine, or a Spark task.
+    spark : pyspark.sql.SparkSession, optional
+        The session executing the challenger (``backend="spark"``) and reading catalog tables'
+        versions (default: the active one, else one for ``spark_master``).
+    spark_master : str, optional
+        As for :func:`sweep`.
+
+    Returns
+    -------
+    nbtrack.batch.retrain.RetrainDecision
+        ``outcome`` is ``"unchanged"``, ``"retrained"`` or ``"promoted"``; ``champion``,
+        ``challenger``, their input versions (``{table: version}``) and values of the metric,
+        ``better``, ``registered`` (``models:/NAME/VERSION``) and ``headline()``, the decision in
+        one line.
     """
     from nbtrack.batch.retrain import retrain as _retrain
 
-    return _retrain(notebook, metric, register=register, **kwargs)
+    return _retrain(
+        notebook, metric, register=register, params=params, timeout=timeout, kernel_name=kernel_name,
+        progress=progress, project=project, tracking_uri=tracking_uri, backend=backend, spark=spark,
+        spark_master=spark_master,
+    )
