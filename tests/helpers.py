@@ -1,6 +1,6 @@
 """Helpers shared by the tests (plain functions; the fixtures are in conftest.py): notebooks
 written to disk, the project's MLflow store read safely, waiting for runs to end, a shell's
-capture session, delivery processes stopped.
+capture session, delivery processes stopped, a real MLflow tracking server.
 
 Import them as ``from helpers import client_for, finished_runs, write_notebook``.
 """
@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +123,44 @@ def finished_runs(store: Path | Any, n: int = 1, *, timeout: float = 30.0,
     assert runs, (f"fewer than {n} runs {'/'.join(statuses)} within {timeout:g} s: "
                   f"{[r.info.status for r in runs_of(client())]}")
     return sorted(runs, key=lambda r: r.info.start_time)
+
+
+def free_port() -> int:
+    """A TCP port of localhost that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def mlflow_server(folder: Path, *, port: int | None = None,
+                  env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real MLflow tracking server on localhost (``port``, else a free one) keeping its runs in
+    ``folder`` (SQLite, artifacts proxied); yields its URI once it answers, stops it at exit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts")]
+    with (folder / "server.log").open("w") as log:
+        server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=env)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            assert server.poll() is None, (folder / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        assert wait_for(answers, timeout=120, interval=0.5), (folder / "server.log").read_text()
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import all_runs, client_for, wait_for, write_notebook
+from helpers import all_runs, client_for, free_port, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -83,12 +82,6 @@ def lake_points(project: Path, run_id: str, key: str) -> list[tuple[int, float]]
 def points(project: Path, run_id: str, key: str) -> list[tuple[int, float]]:
     history = client_for(project).get_metric_history(run_id, key)
     return sorted((m.step, m.value) for m in history)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 LOG_POINTS = f"import nbtrack\nfor i in range({POINTS}):\n    nbtrack.log(step=i, loss=i / {POINTS})"

@@ -16,12 +16,10 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import client_for, finished_runs, stop_daemons, wait_for, write_notebook
+from helpers import client_for, finished_runs, free_port, mlflow_server, stop_daemons, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -89,12 +87,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, empty_store: Path):
     finished_runs(root, 3, timeout=120, statuses=("FINISHED",))
     yield Trained(root)
     stop_daemons(root.parent)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_papermill_run_logs_its_models_into_mlflow_and_the_lake(trained):
@@ -277,43 +269,11 @@ def test_sweep_registers_the_model_of_its_best_execution(project, capsys):
     assert client.get_run(version.run_id).data.params["noise"] == "0.1"
 
 
-@contextmanager
-def tracking_server(folder: Path) -> Iterator[str]:
-    """A real MLflow tracking server (its own SQLite store and proxied artifacts) on a free port."""
-    folder.mkdir(parents=True)
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-               "--artifacts-destination", str(folder / "artifacts")]
-    with (folder / "server.log").open("w") as log:
-        server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True, env=_env())
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        def answers() -> bool:
-            assert server.poll() is None, (folder / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5):
-                    return True
-            except OSError:
-                return False
-
-        assert wait_for(answers, timeout=120, interval=0.5), (folder / "server.log").read_text()
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 def test_models_on_a_tracking_server_are_registered_and_served(project):
     from mlflow.tracking import MlflowClient
 
     write_notebook(project / "train.ipynb", TRAIN[:3] + TRAIN[4:5])  # one run: data, then the models
-    with tracking_server(project.parent / "server") as uri:
+    with mlflow_server(project.parent / "server", env=_env()) as uri:
         env = dict(_env(), MLFLOW_TRACKING_URI=uri, NBTRACK_DAEMON_IDLE="3")
         subprocess.run([sys.executable, "-m", "papermill", "train.ipynb", "out.ipynb"], cwd=project, check=True,
                        capture_output=True, env=env, timeout=300)

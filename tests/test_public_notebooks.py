@@ -38,7 +38,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from helpers import client_for, mlflow_server
 
 HERE = Path(__file__).resolve().parent / "public_notebooks"
 SEARCH = [HERE, HERE / "cache"]
@@ -285,30 +285,8 @@ def tracking_server(project: Path, port: int | None) -> Iterator[None]:
     if port is None:
         yield
         return
-    store = project / "server"
-    store.mkdir()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-               "--artifacts-destination", str(store / "artifacts")]
-    with (store / "server.log").open("w") as log:
-        server = subprocess.Popen(command, cwd=store, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (store / "server.log").read_text()
-                time.sleep(0.5)
+    with mlflow_server(project / "server", port=port):
         yield
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def copy_with(source: Path, folder: Path, first: str | None = None, last: str | None = None,
@@ -351,17 +329,6 @@ def wait_for_run(folder: Path, experiment: str) -> Any:
                     return latest
         time.sleep(0.5)
     return latest
-
-
-def client_for(folder: Path) -> Any:
-    """A client of the notebook's embedded store, opened under nbtrack's creation lock.
-
-    A plain ``MlflowClient`` on a store the delivery process is creating races
-    with its schema migration ("duplicate column name").
-    """
-    from nbtrack.store import open_client
-
-    return open_client(f"sqlite:///{folder / '.nbtrack' / 'mlflow.db'}")
 
 
 def run_public(public: Public, source: Path, root: Path) -> Result:
