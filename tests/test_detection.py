@@ -48,7 +48,7 @@ def test_nbconvert_twice_in_one_folder_tracks_both_runs_in_the_notebooks_experim
     runs = finished_runs(project, 3)
     assert [experiment(project, r) for r in runs] == ["nb.ipynb"] * 3
     assert [r.data.params for r in runs] == [{"lr": "0.1"}] * 3
-    assert [r.data.metrics for r in runs] == [{"val_acc": 0.2}] * 3
+    assert [user_metrics(r) for r in runs] == [{"val_acc": 0.2}] * 3
     assert [r.info.status for r in runs] == ["FINISHED"] * 3
     assert [r.data.tags["nbtrack.origin"] for r in runs] == ["nbconvert"] * 3  # not "interactive"
     assert "nbtrack:" not in outputs_text(project / "nb.nbconvert.ipynb")  # no warning either
