@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import warnings
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from nbtrack.batch.jobs import FINISHED
 from nbtrack.batch.protocol import ProgressCallback, ProgressEvent, State, WorkerEvent
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 #: ``True`` for a rich bar on stderr, a callable for the events, None or False for neither.
 ProgressOption = bool | ProgressCallback | None
@@ -33,8 +37,8 @@ class Progress:
         self._finished: set[int] = set()
         self._run_ids = run_ids if run_ids is not None else {}  # may fill later
         self._callback = progress if callable(progress) else None
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
         if progress is True:
             self._bar = _rich_bar()
             self._task = self._bar.add_task(title, total=total, counts=self._counts())
@@ -66,7 +70,7 @@ class Progress:
         return event
 
     def _emit(self, event: ProgressEvent) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.done + self.failed, counts=self._counts())
         if self._callback is None:
             return
@@ -120,7 +124,7 @@ class Progress:
         self._emit(event)
 
 
-def _rich_bar() -> Any:
+def _rich_bar() -> RichProgress:
     from rich import progress as rp
     from rich.console import Console
 
