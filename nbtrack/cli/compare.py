@@ -19,6 +19,8 @@ from nbtrack.cli.runs import add_store_arguments
 from nbtrack.cli.tables import add_output_arguments
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from nbtrack.cli.tables import Column, Fitted
     from nbtrack.query.comparison import Comparison
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_comparison(console: Any, comparison: Comparison, *, full: bool | None = None) -> None:
+def print_comparison(console: Console, comparison: Comparison, *, full: bool | None = None) -> None:
     """Runs, params (differences highlighted), metrics (best marked), figures, changed cells.
 
     ``full`` (default: not a terminal) prints every value whole; in a terminal, runs that do
@@ -134,7 +136,7 @@ def comparison_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _print_transposed(console: Any, title: str, key: Column, runs: list[Column], *,
+def _print_transposed(console: Console, title: str, key: Column, runs: list[Column], *,
                       full: bool) -> list[Fitted]:
     """A table with the runs as columns, in pages of runs that fit side by side (one per page)."""
     from nbtrack.cli.tables import pages, print_table
@@ -242,7 +244,7 @@ def _figures_columns(data: dict[str, Any], full: bool) -> tuple[Column, list[Col
     return key, runs
 
 
-def _print_user_runs(console: Any, comparison: Comparison) -> None:
+def _print_user_runs(console: Console, comparison: Comparison) -> None:
     """The runs the notebook's own MLflow made, as links (a server) or with the command to open them."""
     from rich.text import Text
 
@@ -263,7 +265,7 @@ def _print_user_runs(console: Any, comparison: Comparison) -> None:
                 console.print(Text(f"  open: {ui_command(uri)}", style="dim"))
 
 
-def _print_inputs(console: Any, comparison: Comparison) -> None:
+def _print_inputs(console: Console, comparison: Comparison) -> None:
     """"inputs differ: columns …" and each moved table, under the params."""
     from rich.text import Text
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def prepare(command: str) -> tuple[Any, Callable[[str], None]]:
+def prepare(command: str) -> tuple[Console, Callable[[str], None]]:
     """A stderr console and a warning printer; SIGTERM (a cancelled CI job) behaves like Ctrl-C,
     so kernels are stopped and unfinished runs marked KILLED."""
     from rich.console import Console

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.cli import Subparsers
 from nbtrack.cli.tables import add_output_arguments
 from nbtrack.lake.maintenance import DEFAULT_RETENTION_HOURS
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nbtrack.cli.tables import Fitted
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -123,7 +128,7 @@ def _show(lake: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def _footer(console: Any, fitted: Any) -> None:
+def _footer(console: Console, fitted: Fitted) -> None:
     from nbtrack.cli.tables import print_footer
 
     left_out = [c.header for c in fitted.hidden]
