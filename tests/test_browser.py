@@ -779,6 +779,8 @@ def test_the_inline_twin_in_a_notebook(lab: Lab, page: Any) -> None:
     nb.cells = [nbformat.v4.new_code_cell(f"from nbtrack.widgets import show_panel\nshow_panel({NOTEBOOK!r})")]
     nbformat.write(nb, lab.root / "inline.ipynb")
     page.goto(f"{lab.url}/lab/tree/inline.ipynb?reset&token={lab.token}")
+    # Run the cell once its kernel is up: run before, JupyterLab asks which kernel instead.
+    expect(page.get_by_text(re.compile(r"\(ipykernel\) \| Idle")).first).to_be_visible(timeout=120_000)
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.keyboard.press("Shift+Enter")
     output = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
