@@ -7,7 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, LABEXTENSION, browser, jupyter_env, open_panel, page, serve_lab  # noqa: F401
+from test_browser import (  # noqa: F401
+    CHROMIUM,
+    LABEXTENSION,
+    box,
+    browser,
+    inside,
+    jupyter_env,
+    open_panel,
+    page,
+    serve_lab,
+)
 from test_retrain import finished_runs, rows, table_of, trained  # noqa: F401
 
 from nbtrack.cli.main import main
@@ -35,14 +45,19 @@ def test_the_sidebar_marks_a_retrain_with_the_version_that_triggered_it(trained,
     try:
         panel = open_panel(page, lab, "train.ipynb")
         row = panel.locator(f'tr[data-run-id="{challenger.info.run_id}"]')
-        expect(row.locator(".nbtrack-label")).to_have_text("retrain of #1")
-        badge = row.locator(".nbtrack-retrain-badge")
+        label = row.locator(".nbtrack-label")
+        expect(label).to_have_text("retrain of #1")
+        badge = row.locator(".nbtrack-retrain-line")
         expect(badge).to_have_text(f"⟳ data/train v{version}")
         expect(badge).to_have_attribute("title", f"retrain of run {champion[:8]}\nnew data: data/train "
                                                  f"v{version} (the champion read v{version - 1})")
         expect(badge).to_be_visible()
+        # Its own line under the name, inside the name's cell (the default sidebar's width), whole.
+        assert inside(box(badge), box(row.locator("td.nbtrack-name")))
+        assert box(badge)["y"] >= box(label)["y"] + box(label)["height"] - 1
+        assert badge.evaluate("e => e.scrollWidth <= e.clientWidth")
         expect(panel.locator(f'tr[data-run-id="{champion}"]')).to_have_count(1)
-        expect(panel.locator(f'tr[data-run-id="{champion}"] .nbtrack-retrain-badge')).to_have_count(0)
+        expect(panel.locator(f'tr[data-run-id="{champion}"] .nbtrack-retrain-line')).to_have_count(0)
     finally:
         page.close()  # before the server goes: the panel's live updates would fail to fetch
         server.close()

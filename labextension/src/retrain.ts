@@ -46,8 +46,9 @@ function atVersion(trigger: IRetrainTrigger): string {
 }
 
 /**
- * How the run list marks a retrain run: `⟳ data/train v4` (`+1` when more inputs moved), and a
- * tooltip naming the champion and every moved input with both versions. Null for other runs.
+ * How the run list marks a retrain run (a line under its name): `⟳ data/train v4`, the input
+ * version that triggered it (`+1` when more inputs moved), and a tooltip naming the champion and
+ * every moved input with both versions. Null for other runs.
  */
 export function retrainMark(run: Pick<IRunRow, 'retrain_of' | 'retrain_trigger'>): { text: string; title: string } | null {
   const champion = typeof run.retrain_of === 'string' ? run.retrain_of : '';

@@ -118,9 +118,9 @@ function nameCell(run: IRunRow, options: IRunListOptions): HTMLTableCellElement 
       number ? h('span', { class: 'nbtrack-number' }, number) : null,
       h('span', { class: 'nbtrack-label' }, label),
       modelBadge(run),
-      retrainBadge(run),
       link
     ),
+    retrainLine(run),
     error
   );
 }
@@ -135,13 +135,14 @@ function modelBadge(run: IRunRow): HTMLElement | null {
   return h('span', { class: 'nbtrack-model-badge nbtrack-muted', title, 'aria-label': title }, '◆');
 }
 
-/** ⟳ and the input version that triggered a retrain run; its champion and both versions on hover. */
-function retrainBadge(run: IRunRow): HTMLElement | null {
+/** A retrain run's line under its name: ⟳ and the input version that triggered it; its champion
+ * and both versions on hover. Its own line, so the name keeps the narrow sidebar's room. */
+function retrainLine(run: IRunRow): HTMLElement | null {
   const mark = retrainMark(run);
   if (!mark) {
     return null;
   }
-  return h('span', { class: 'nbtrack-retrain-badge nbtrack-muted', title: mark.title, 'aria-label': mark.title }, mark.text);
+  return h('div', { class: 'nbtrack-retrain-line', title: mark.title, 'aria-label': mark.title }, mark.text);
 }
 
 function runRow(run: IRunRow, options: IRunListOptions, inSweep: string | null): HTMLTableRowElement {
