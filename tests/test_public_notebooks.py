@@ -98,6 +98,7 @@ PUBLIC = [
         "13.Cross_Validation.ipynb",
         "d47afbd0776f2e688cdd6b1cacfb9cae0ba67f0b188db69ab9a4e3c6d29b93fa",
         volatile=(37,),  # ShuffleSplit without random_state
+        metrics=frozenset({"mean_score"}),  # printed: `print('Mean score: %0.3f' % np.mean(scores))`
     ),
     Public(
         "Trapezoid Rule.ipynb",
