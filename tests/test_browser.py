@@ -279,6 +279,20 @@ def launch(playwright: Any) -> Any:
                                       ignore_default_args=["--hide-scrollbars"])
 
 
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Playwright's sync API runs an event loop of its own. pytest-jupyter's autouse fixtures of
+    this name and the next (a plugin the server tests load) would take that loop as theirs and
+    close it while it runs, so a browser test run after the server tests errors at teardown. The
+    browser tests' JupyterLab is a process of its own: nothing of pytest-jupyter's to clean up."""
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield None
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import client_for, finished_runs, free_port, mlflow_server, stop_daemons, write_notebook
+from helpers import client_for, finished_runs, free_port, mlflow_server, stop_daemons, wait_for, write_notebook
 
 pytestmark = pytest.mark.kernel
 
@@ -99,7 +99,15 @@ def test_a_papermill_run_logs_its_models_into_mlflow_and_the_lake(trained):
     assert (first, second, third) == ([], ["clf", "pipe"], [])  # the third run left them unchanged
     # the kernel recognised the models without importing MLflow or any library it had not imported
     assert json.loads((trained.root / "imported.json").read_text()) == []
-    rows = DeltaTable(str(trained.root / ".nbtrack" / "lake" / "models")).to_pyarrow_table().to_pylist()
+    models_table = trained.root / ".nbtrack" / "lake" / "models"
+
+    def lake_models() -> list[dict]:  # the Delta sink may commit a moment after MLflow has the run
+        if not (models_table / "_delta_log").is_dir():
+            return []
+        return DeltaTable(str(models_table)).to_pyarrow_table().to_pylist()
+
+    wait_for(lambda: len(lake_models()) >= 2, timeout=60)
+    rows = lake_models()
     assert sorted((r["run_id"], r["name"], r["flavor"], r["uri"]) for r in rows) == [
         (trained.model_run, "clf", "sklearn", f"runs:/{trained.model_run}/clf"),
         (trained.model_run, "pipe", "sklearn", f"runs:/{trained.model_run}/pipe"),

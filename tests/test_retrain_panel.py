@@ -13,6 +13,8 @@ from test_browser import (  # noqa: F401
     box,
     browser,
     inside,
+    jp_asyncio_loop,
+    jp_server_cleanup,
     jupyter_env,
     open_panel,
     page,
