@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrack import env
+from nbtrack import env, tags
 from nbtrack.cli import Subparsers
 from nbtrack.errors import ExecutionFailed, NbtrackError, UsageProblem
 from nbtrack.events import TERMINAL_STATUSES
@@ -287,10 +287,18 @@ def show_run(console: Console, store: DemoStore, run_: Run, output: Path) -> Non
     metrics.add_column("name")
     metrics.add_column("last value", justify="right")
     metrics.add_column("steps", justify="right")
+    system = Table(title="System: peak", title_justify="left")  # what the run cost, as compare shows it
+    system.add_column("measure")
+    system.add_column("peak", justify="right")
     for key in sorted(data.metrics):
-        steps = len(client.get_metric_history(info.run_id, key))
-        metrics.add_row(key, f"{data.metrics[key]:.4g}", str(steps))
+        history = client.get_metric_history(info.run_id, key)
+        if key.startswith(tags.SYSTEM_METRICS):
+            system.add_row(key.removeprefix(tags.SYSTEM_METRICS), f"{max(m.value for m in history):.4g}")
+        else:
+            metrics.add_row(key, f"{data.metrics[key]:.4g}", str(len(history)))
     console.print(metrics)
+    if system.row_count:
+        console.print(system)
 
     root = local_artifact(info.artifact_uri, "")
     figures = Table(title="Figures", title_justify="left")
