@@ -76,8 +76,14 @@ def make_project(folder: Path, name: str, tracked: bool) -> Path:
 def papermill(folder: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NBTRACK_"))}
     env["NBTRACK_DAEMON_IDLE"] = "3"
-    return subprocess.run([sys.executable, "-m", "papermill", "nb.ipynb", "out.ipynb", "--log-level", "ERROR"],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=240)
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-m", "papermill", "nb.ipynb", "out.ipynb", "--log-level", "ERROR"],
+                                cwd=folder, env=env, capture_output=True, text=True, timeout=240)
+        # Kernels started at once by separate processes can pick the same free port (jupyter_client
+        # avoids that only within one process): such a kernel dies before it runs a cell. Start it again.
+        if "Kernel died before replying to kernel_info" not in result.stderr:
+            break
+    return result
 
 
 def _name(name: str) -> str:
